@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The space allocator: free space of each allocation group, and the
+ * reservations that delayed allocation holds against it.
+ *
+ * Each AG keeps its free space as extents in two indices, like XFS's bnobt
+ * and cntbt: by block number (to find the neighbours of a freed extent and
+ * the free extent at an allocation hint) and by length (best fit).  Each AG
+ * has its own lock, taken only by allocations and frees in that AG, so
+ * writers to different regions of the volume (different home AGs,
+ * alloc_home_hint()) rarely contend.
+ *
+ * Space accounting is volume-wide: free blocks and blocks reserved by
+ * delalloc.  A reservation succeeds only while free - reserved covers it,
+ * so every accepted delalloc write can be allocated later (DESIGN.md,
+ * "thin provisioning").
+ *
+ * Units are blocks; physical blocks are PBLK(ag, agbno) (extent.h).
+ * Lock order: an AG's lock, then the counters' lock; never two AG locks.
+ */
+#ifndef THINMAP_ALLOC_H
+#define THINMAP_ALLOC_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "thinmap/extent.h"
+
+struct alloc_ag;
+
+struct alloc {
+	uint32_t ag_count;
+	uint32_t ag_blocks;		/* blocks in each AG */
+	struct alloc_ag *ags;
+	pthread_mutex_t lock;		/* protects the two counters */
+	uint64_t free_blocks;		/* sum over the AGs */
+	uint64_t reserved;		/* held by delalloc, not yet allocated */
+};
+
+/*
+ * Set up @a for @ag_count AGs of @ag_blocks blocks (1 .. AG_MAX_BLOCKS)
+ * where the extents @used[0 .. @n) are in use (their pblk and len count;
+ * they must be sorted by pblk) and everything else is free.
+ * Returns 0; -EFSCORRUPTED (message set) if a used extent lies outside its
+ * AG or overlaps another; -EINVAL for bad geometry; -ENOMEM.
+ */
+int alloc_init(struct alloc *a, uint32_t ag_count, uint32_t ag_blocks,
+	       const struct extent *used, size_t n);
+void alloc_destroy(struct alloc *a);
+
+/*
+ * The hint for allocating logical block @lblk of a volume of @nr_lblks
+ * blocks when it has no allocated logical neighbour: the start of its home
+ * AG.  The logical space is cut into ag_count equal regions, one per AG,
+ * so writers to distant regions take different AG locks.
+ */
+uint64_t alloc_home_hint(const struct alloc *a, uint64_t lblk,
+			 uint64_t nr_lblks);
+
+/*
+ * Allocate up to @len blocks (1 .. AG_MAX_BLOCKS), contiguous in one AG:
+ * at @hint if the free extent there holds all of @len, else the best
+ * (smallest sufficient) fit in the hint's AG, then in the other AGs, and
+ * when no AG has @len contiguous blocks, the longest free extent, starting
+ * with the hint's AG.  @hint is a pblk (PBLK_NULL: AG 0).  If @from_resv,
+ * the blocks were reserved with alloc_reserve() and the reservation is
+ * consumed with them.  Sets *@pblk and *@got (1 .. @len).
+ * Returns 0 or -ENOSPC when no block is free.
+ */
+int alloc_extent(struct alloc *a, uint64_t hint, uint32_t len, bool from_resv,
+		 uint64_t *pblk, uint32_t *got);
+
+/*
+ * Return [@pblk, @pblk + @len) to free space, merging with free
+ * neighbours.  Returns 0, -EFSCORRUPTED (message set) if any of the blocks
+ * is outside its AG or already free (a double free: nothing is changed),
+ * or -ENOMEM.
+ */
+int alloc_free(struct alloc *a, uint64_t pblk, uint32_t len);
+
+/*
+ * Reserve @nblks blocks for delalloc.  Returns 0, or -ENOSPC if free -
+ * reserved is less than @nblks (nothing is reserved then).
+ */
+int alloc_reserve(struct alloc *a, uint64_t nblks);
+
+/* Give back @nblks reserved blocks that will not be allocated. */
+void alloc_unreserve(struct alloc *a, uint64_t nblks);
+
+struct alloc_stat {
+	uint64_t free_blocks;	/* free, including reserved */
+	uint64_t reserved;	/* reserved by delalloc */
+	uint64_t free_extents;	/* free extents over all AGs */
+	uint64_t longest;	/* longest free extent */
+};
+
+/* A consistent snapshot of the counters, taking each AG's lock in turn. */
+void alloc_stat(struct alloc *a, struct alloc_stat *st);
+
+#endif

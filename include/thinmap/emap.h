@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The in-memory extent map: logical blocks -> extents, the counterpart of
+ * XFS's in-core extent list (struct xfs_ifork).
+ *
+ * It holds DELALLOC, UNWRITTEN and MAPPED extents; a logical block in no
+ * extent is a hole.  Extents never overlap, and after every change an
+ * extent is merged with neighbours it can merge with (extent_can_merge()).
+ * Lookup and update are O(log n); a record costs about 35 bytes at random
+ * insertion order and 24 in order (the B+tree's fill).
+ *
+ * Units are blocks throughout.  The map has no lock: the volume holds its
+ * map lock shared around lookups and iteration, and exclusive around
+ * changes.  @seq changes with every change, so that a caller who cached a
+ * mapping (writeback's map_blocks) can tell whether it is still valid.
+ */
+#ifndef THINMAP_EMAP_H
+#define THINMAP_EMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "thinmap/btree.h"
+#include "thinmap/extent.h"
+
+struct emap {
+	struct btree tree;	/* lblk -> struct emap_rec */
+	uint64_t seq;		/* bumped by every change */
+};
+
+void emap_init(struct emap *map);
+void emap_destroy(struct emap *map);
+
+/*
+ * The extent that covers @lblk, or the hole from @lblk up to the next
+ * extent (state EXT_HOLE, pblk PBLK_NULL; up to 2^64 - 1 if none follows).
+ * @ext->lblk is the start of the whole extent, which may be before @lblk.
+ */
+void emap_lookup(const struct emap *map, uint64_t lblk, struct extent *ext);
+
+/*
+ * Map [@ext->lblk, + @ext->len) to @ext, replacing what was there and
+ * merging with neighbours.  @ext->len is 1 .. EXTENT_MAX_LEN.
+ * Returns 0, -EINVAL for a bad extent, or -ENOMEM (the map may then hold
+ * part of the change: callers treat it as fatal for the volume).
+ */
+int emap_set(struct emap *map, const struct extent *ext);
+
+/* Make [@lblk, @lblk + @len) a hole.  Returns 0 or -ENOMEM (as above). */
+int emap_remove(struct emap *map, uint64_t lblk, uint64_t len);
+
+/*
+ * Change the extents in state @from within [@lblk, @lblk + @len) to @to,
+ * keeping their physical blocks.  Returns 0 or -ENOMEM (as above).
+ */
+int emap_convert(struct emap *map, uint64_t lblk, uint64_t len,
+		 enum extent_state from, enum extent_state to);
+
+/*
+ * Call @fn for each extent overlapping [@lblk, @lblk + @len), in order,
+ * clipped to the range; holes are not reported.  Stops at the first
+ * nonzero return of @fn and returns it; returns 0 after the last extent.
+ */
+int emap_iterate(const struct emap *map, uint64_t lblk, uint64_t len,
+		 int (*fn)(void *arg, const struct extent *ext), void *arg);
+
+/* Extents in the map, and bytes of memory its nodes hold. */
+size_t emap_count(const struct emap *map);
+size_t emap_bytes(const struct emap *map);
+
+#endif

@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The in-memory extent map (see emap.h): struct extent records in a
+ * B+tree keyed by logical block, changed through the shared range
+ * operations of extent.c.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <string.h>
+
+#include "thinmap/emap.h"
+
+/* The B+tree value of an extent: 16 bytes, the key is its lblk. */
+struct emap_rec {
+	uint64_t pblk;
+	uint32_t len;
+	uint32_t state;
+};
+
+_Static_assert(sizeof(struct emap_rec) == BTREE_VAL_SIZE, "emap_rec size");
+
+static void rec_to_extent(const struct btree_cursor *cur, struct extent *ext)
+{
+	const struct emap_rec *rec = btree_val(cur);
+
+	ext->lblk = btree_key(cur);
+	ext->len = rec->len;
+	ext->pblk = rec->pblk;
+	ext->state = (enum extent_state)rec->state;
+}
+
+static int store_lookup_le(void *store, uint64_t lblk, struct extent *ext)
+{
+	struct btree_cursor cur;
+
+	if (!btree_seek_le(store, lblk, &cur))
+		return -ENOENT;
+	rec_to_extent(&cur, ext);
+	return 0;
+}
+
+static int store_lookup_ge(void *store, uint64_t lblk, struct extent *ext)
+{
+	struct btree_cursor cur;
+
+	if (!btree_seek_ge(store, lblk, &cur))
+		return -ENOENT;
+	rec_to_extent(&cur, ext);
+	return 0;
+}
+
+static int store_put(void *store, const struct extent *ext)
+{
+	struct emap_rec rec = {
+		.pblk = ext->pblk,
+		.len = (uint32_t)ext->len,
+		.state = ext->state,
+	};
+
+	assert(ext->len > 0 && ext->len <= EXTENT_MAX_LEN);
+	return btree_put(store, ext->lblk, &rec);
+}
+
+static int store_del(void *store, uint64_t lblk)
+{
+	return btree_delete(store, lblk);
+}
+
+static const struct extent_store_ops emap_store_ops = {
+	.lookup_le = store_lookup_le,
+	.lookup_ge = store_lookup_ge,
+	.put = store_put,
+	.del = store_del,
+};
+
+void emap_init(struct emap *map)
+{
+	btree_init(&map->tree);
+	map->seq = 0;
+}
+
+void emap_destroy(struct emap *map)
+{
+	btree_destroy(&map->tree);
+}
+
+void emap_lookup(const struct emap *map, uint64_t lblk, struct extent *ext)
+{
+	struct btree_cursor cur;
+	bool found;
+
+	found = btree_seek_le(&map->tree, lblk, &cur);
+	if (found) {
+		rec_to_extent(&cur, ext);
+		if (extent_end(ext) > lblk)
+			return;
+		found = btree_next(&cur);
+	} else {
+		found = btree_seek_ge(&map->tree, lblk, &cur);
+	}
+	ext->lblk = lblk;
+	ext->len = found ? btree_key(&cur) - lblk : UINT64_MAX - lblk;
+	ext->pblk = PBLK_NULL;
+	ext->state = EXT_HOLE;
+}
+
+int emap_set(struct emap *map, const struct extent *ext)
+{
+	map->seq++;
+	return extent_store_set(&emap_store_ops, &map->tree, ext);
+}
+
+int emap_remove(struct emap *map, uint64_t lblk, uint64_t len)
+{
+	map->seq++;
+	return extent_store_remove(&emap_store_ops, &map->tree, lblk, len);
+}
+
+int emap_convert(struct emap *map, uint64_t lblk, uint64_t len,
+		 enum extent_state from, enum extent_state to)
+{
+	map->seq++;
+	return extent_store_convert(&emap_store_ops, &map->tree, lblk, len,
+				    from, to);
+}
+
+int emap_iterate(const struct emap *map, uint64_t lblk, uint64_t len,
+		 int (*fn)(void *arg, const struct extent *ext), void *arg)
+{
+	uint64_t end = lblk + len;
+	struct btree_cursor cur;
+	struct extent ext;
+	bool found;
+	int ret;
+
+	found = btree_seek_le(&map->tree, lblk, &cur);
+	if (!found)
+		found = btree_seek_ge(&map->tree, lblk, &cur);
+	for (; found && btree_key(&cur) < end; found = btree_next(&cur)) {
+		rec_to_extent(&cur, &ext);
+		if (extent_end(&ext) <= lblk)
+			continue;
+		extent_clip(&ext, lblk, end);
+		ret = fn(arg, &ext);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+size_t emap_count(const struct emap *map)
+{
+	return map->tree.count;
+}
+
+size_t emap_bytes(const struct emap *map)
+{
+	return map->tree.bytes;
+}

@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Range operations on an ordered store of extents (see extent.h).
+ *
+ * They are written against four primitives so that the in-memory extent
+ * map and the LMDB records split, trim and merge in exactly the same way.
+ */
+#include <errno.h>
+
+#include "thinmap/extent.h"
+
+static const char *const state_names[] = {
+	[EXT_HOLE] = "hole",
+	[EXT_DELALLOC] = "delalloc",
+	[EXT_UNWRITTEN] = "unwritten",
+	[EXT_MAPPED] = "mapped",
+};
+
+const char *extent_state_name(enum extent_state state)
+{
+	if ((unsigned int)state >= sizeof state_names / sizeof state_names[0])
+		return "invalid";
+	return state_names[state];
+}
+
+static bool has_blocks(enum extent_state state)
+{
+	return state == EXT_UNWRITTEN || state == EXT_MAPPED;
+}
+
+bool extent_can_merge(const struct extent *left, const struct extent *right)
+{
+	if (left->state != right->state || extent_end(left) != right->lblk)
+		return false;
+	if (left->len + right->len > EXTENT_MAX_LEN)
+		return false;
+	/* PBLK's gap between AGs keeps this from joining two AGs. */
+	return !has_blocks(left->state) ||
+	       left->pblk + left->len == right->pblk;
+}
+
+void extent_clip(struct extent *ext, uint64_t lblk, uint64_t end)
+{
+	if (ext->lblk < lblk) {
+		uint64_t skip = lblk - ext->lblk;
+
+		ext->lblk = lblk;
+		ext->len -= skip;
+		if (has_blocks(ext->state))
+			ext->pblk += skip;
+	}
+	if (extent_end(ext) > end)
+		ext->len = end - ext->lblk;
+}
+
+/* The part of @ext from logical block @lblk on (inside @ext). */
+static struct extent extent_tail(const struct extent *ext, uint64_t lblk)
+{
+	struct extent tail = *ext;
+
+	extent_clip(&tail, lblk, UINT64_MAX);
+	return tail;
+}
+
+/*
+ * The extent that starts before @lblk and reaches past it loses what is
+ * at and after @lblk; if it reaches past @end too, its part from @end on
+ * becomes an extent of its own.
+ */
+static int trim_left_overlap(const struct extent_store_ops *ops, void *store,
+			     uint64_t lblk, uint64_t end)
+{
+	struct extent ext, tail;
+	int err;
+
+	err = ops->lookup_le(store, lblk, &ext);
+	if (err == -ENOENT || (!err && (ext.lblk == lblk ||
+					extent_end(&ext) <= lblk)))
+		return 0;
+	if (err)
+		return err;
+	if (extent_end(&ext) > end) {
+		tail = extent_tail(&ext, end);
+		err = ops->put(store, &tail);
+		if (err)
+			return err;
+	}
+	ext.len = lblk - ext.lblk;
+	return ops->put(store, &ext);
+}
+
+int extent_store_remove(const struct extent_store_ops *ops, void *store,
+			uint64_t lblk, uint64_t len)
+{
+	uint64_t end = lblk + len;
+	struct extent ext, tail;
+	int err;
+
+	err = trim_left_overlap(ops, store, lblk, end);
+	while (!err) {
+		err = ops->lookup_ge(store, lblk, &ext);
+		if (err == -ENOENT || (!err && ext.lblk >= end))
+			return 0;
+		if (!err && extent_end(&ext) > end) {
+			tail = extent_tail(&ext, end);
+			err = ops->put(store, &tail);
+		}
+		if (!err)
+			err = ops->del(store, ext.lblk);
+	}
+	return err;
+}
+
+/*
+ * Insert @ext into a hole, merged with the extents just before and just
+ * after it if they can merge.
+ */
+static int insert_merged(const struct extent_store_ops *ops, void *store,
+			 const struct extent *ext)
+{
+	struct extent merged = *ext, left, right;
+	int err;
+
+	err = ext->lblk > 0 ? ops->lookup_le(store, ext->lblk - 1, &left)
+			    : -ENOENT;
+	if (!err && extent_can_merge(&left, &merged)) {
+		left.len += merged.len;
+		merged = left;		/* put() below replaces left */
+	} else if (err && err != -ENOENT) {
+		return err;
+	}
+	err = ops->lookup_ge(store, extent_end(ext), &right);
+	if (!err && extent_can_merge(&merged, &right)) {
+		err = ops->del(store, right.lblk);
+		if (err)
+			return err;
+		merged.len += right.len;
+	} else if (err && err != -ENOENT) {
+		return err;
+	}
+	return ops->put(store, &merged);
+}
+
+int extent_store_set(const struct extent_store_ops *ops, void *store,
+		     const struct extent *ext)
+{
+	int err;
+
+	if (ext->len == 0 || ext->len > EXTENT_MAX_LEN ||
+	    ext->state == EXT_HOLE)
+		return -EINVAL;
+	err = extent_store_remove(ops, store, ext->lblk, ext->len);
+	if (err)
+		return err;
+	return insert_merged(ops, store, ext);
+}
+
+/*
+ * The next extent in state @from that overlaps [@lblk, @end), clipped to
+ * it.  Returns 0, -ENOENT when there is none, or the store's error.
+ */
+static int next_in_state(const struct extent_store_ops *ops, void *store,
+			 uint64_t lblk, uint64_t end, enum extent_state from,
+			 struct extent *ext)
+{
+	int err = ops->lookup_le(store, lblk, ext);
+
+	if (err == -ENOENT || (!err && extent_end(ext) <= lblk))
+		err = ops->lookup_ge(store, lblk, ext);
+	while (!err && ext->lblk < end) {
+		if (ext->state == from) {
+			extent_clip(ext, lblk, end);
+			return 0;
+		}
+		err = ops->lookup_ge(store, extent_end(ext), ext);
+	}
+	return err ? err : -ENOENT;
+}
+
+int extent_store_convert(const struct extent_store_ops *ops, void *store,
+			 uint64_t lblk, uint64_t len, enum extent_state from,
+			 enum extent_state to)
+{
+	uint64_t end = lblk + len;
+	struct extent ext;
+	int err;
+
+	for (;;) {
+		err = next_in_state(ops, store, lblk, end, from, &ext);
+		if (err)
+			return err == -ENOENT ? 0 : err;
+		ext.state = to;
+		err = extent_store_set(ops, store, &ext);
+		if (err)
+			return err;
+		lblk = extent_end(&ext);
+	}
+}

@@ -1,0 +1,418 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The metadata store and volume open on real volumes in a temporary
+ * directory: random transactions of map, unmap and convert (some aborted,
+ * some synced) against an extent map as the reference; the same extents
+ * and free space after close and reopen; and refusal of damaged volumes:
+ * bad magic, newer version, unknown features, invalid or overlapping
+ * records written straight into LMDB.
+ */
+#include <errno.h>
+#include <lmdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "thinmap/create.h"
+#include "thinmap/emap.h"
+#include "thinmap/error.h"
+#include "thinmap/volume.h"
+#include "model.h"
+
+#define AG_BLOCKS 1024
+#define AGS 4
+#define NBLOCKS (2 * AG_BLOCKS * AGS)	/* virtual size: twice capacity */
+
+static char *scratch_volume(void)
+{
+	struct create_opts opts = {
+		.size = (uint64_t)NBLOCKS * 4096,
+		.ag_count = AGS,
+		.ag_size = (uint64_t)AG_BLOCKS * 4096,
+	};
+	struct thinmap_sb sb;
+	char tmpl[] = "/tmp/thinmap-test-meta.XXXXXX";
+	char *dir;
+
+	if (!mkdtemp(tmpl) || create_plan(&opts, &sb) != 0)
+		return NULL;
+	if (asprintf(&dir, "%s/vol", tmpl) < 0)
+		return NULL;
+	if (create_volume(dir, &sb) != 0) {
+		fprintf(stderr, "create_volume: %s\n", tm_get_error());
+		free(dir);
+		return NULL;
+	}
+	return dir;
+}
+
+/* Remove the scratch directory around the volume @dir. */
+static void remove_volume(char *dir)
+{
+	char cmd[4200];
+
+	*strrchr(dir, '/') = '\0';
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	CU_ASSERT_EQUAL(system(cmd), 0);
+	free(dir);
+}
+
+static struct meta *open_meta(const char *dir, bool rdonly)
+{
+	struct meta *meta = NULL;
+	char path[4200];
+
+	snprintf(path, sizeof path, "%s/meta", dir);
+	if (meta_open(path, rdonly, &meta) != 0)
+		fprintf(stderr, "meta_open: %s\n", tm_get_error());
+	return meta;
+}
+
+/*
+ * A random allocated extent.  Its physical blocks are the logical ones
+ * folded onto the capacity (logical halves share AGs, so an extent in one
+ * half unmaps the other half's blocks first in the model), so that no
+ * block is ever mapped twice.
+ */
+static struct extent random_extent(struct rng *r)
+{
+	struct extent ext;
+	uint64_t phys;
+
+	ext.lblk = rng_below(r, NBLOCKS);
+	phys = ext.lblk % (AG_BLOCKS * AGS);
+	ext.len = 1 + rng_below(r, 40);
+	if (phys % AG_BLOCKS + ext.len > AG_BLOCKS)
+		ext.len = AG_BLOCKS - phys % AG_BLOCKS;
+	ext.pblk = PBLK(phys / AG_BLOCKS, phys % AG_BLOCKS);
+	ext.state = rng_below(r, 2) ? EXT_MAPPED : EXT_UNWRITTEN;
+	return ext;
+}
+
+/* Apply one random change to both the transaction and the model. */
+static int random_change(struct meta_txn *txn, struct emap *model,
+			 struct rng *r)
+{
+	struct extent ext = random_extent(r);
+	uint64_t twin = (ext.lblk + AG_BLOCKS * AGS) % NBLOCKS;
+	unsigned int dice = (unsigned int)rng_below(r, 10);
+	int err;
+
+	if (dice < 6) {
+		/* The other logical half uses the same physical blocks. */
+		err = meta_txn_unmap(txn, twin, ext.len);
+		if (!err)
+			err = meta_txn_map(txn, &ext);
+		return err ? err : emap_remove(model, twin, ext.len) ||
+					   emap_set(model, &ext);
+	}
+	if (dice < 8) {
+		err = meta_txn_unmap(txn, ext.lblk, ext.len);
+		return err ? err : emap_remove(model, ext.lblk, ext.len);
+	}
+	err = meta_txn_convert(txn, ext.lblk, ext.len);
+	return err ? err : emap_convert(model, ext.lblk, ext.len,
+					EXT_UNWRITTEN, EXT_MAPPED);
+}
+
+struct compare {
+	const struct emap *model;
+	size_t seen;
+};
+
+static int compare_one(void *arg, const struct extent *ext)
+{
+	struct compare *c = arg;
+	struct extent want;
+
+	emap_lookup(c->model, ext->lblk, &want);
+	c->seen++;
+	return want.lblk != ext->lblk || want.len != ext->len ||
+	       want.pblk != ext->pblk || want.state != ext->state;
+}
+
+static int compare_record(void *arg, const struct extent *ext,
+			  const char *bad)
+{
+	return bad ? -1 : compare_one(arg, ext);
+}
+
+/* Do the records in @meta equal the extents of @model, one for one? */
+static bool meta_matches(struct meta *meta, const struct emap *model)
+{
+	struct compare c = { model, 0 };
+
+	return meta_load(meta, compare_record, &c) == 0 &&
+	       c.seen == emap_count(model);
+}
+
+static int copy_one(void *arg, const struct extent *ext)
+{
+	return emap_set(arg, ext);
+}
+
+static int run_transactions(const char *dir, struct emap *model,
+			    struct rng *r, unsigned long ops)
+{
+	struct meta *meta = open_meta(dir, false);
+	struct meta_txn *txn;
+	struct emap shadow;	/* the model as of the last commit */
+	unsigned long i;
+	int err = meta ? 0 : -1;
+
+	while (!err && ops > 0) {
+		unsigned long n = 1 + rng_below(r, 200);
+
+		err = meta_txn_begin(meta, &txn);
+		emap_init(&shadow);
+		emap_iterate(model, 0, UINT64_MAX, copy_one, &shadow);
+		for (i = 0; i < n && i < ops && !err; i++)
+			err = random_change(txn, model, r);
+		ops -= i;
+		if (err) {
+			fprintf(stderr, "change: %s\n", tm_get_error());
+		} else if (rng_below(r, 5) == 0) {	/* abort: undo model */
+			meta_txn_abort(txn);
+			emap_destroy(model);
+			*model = shadow;
+			emap_init(&shadow);
+		} else {
+			err = meta_txn_commit(txn, rng_below(r, 4) == 0);
+		}
+		emap_destroy(&shadow);
+		if (!err && !meta_matches(meta, model))
+			err = -1;
+	}
+	meta_close(meta);
+	return err;
+}
+
+/* Free space after reopening is the complement of the model's extents. */
+static int check_reopened(const char *dir, const struct emap *model)
+{
+	struct compare c = { model, 0 };
+	struct volume_stat st;
+	struct volume *vol;
+	int err;
+
+	err = volume_open(dir, 0, &vol);
+	if (err) {
+		fprintf(stderr, "volume_open: %s\n", tm_get_error());
+		return err;
+	}
+	err = volume_map(vol, compare_one, &c);
+	volume_stat(vol, &st);
+	if (!err && (c.seen != emap_count(model) ||
+		     st.mapped + st.unwritten + st.free != st.capacity ||
+		     st.extents != emap_count(model)))
+		err = -1;
+	volume_close(vol);
+	return err;
+}
+
+static int round_trip(uint64_t seed)
+{
+	struct rng r = { seed };
+	struct emap model;
+	char *dir = scratch_volume();
+	int err = dir ? 0 : -1;
+
+	emap_init(&model);
+	if (!err)
+		err = run_transactions(dir, &model, &r, model_ops(20000));
+	if (!err)
+		err = check_reopened(dir, &model);
+	emap_destroy(&model);
+	if (dir)
+		remove_volume(dir);
+	return err;
+}
+
+static void test_round_trip(void)
+{
+	CU_ASSERT_EQUAL(model_run_seeds("meta round trip", round_trip), 0);
+}
+
+/* Write @val under @key into database @db of the volume, behind its back. */
+static void raw_put(const char *dir, const char *db, const void *key,
+		    size_t klen, const void *val, size_t vlen)
+{
+	MDB_val k = { klen, (void *)key }, v = { vlen, (void *)val };
+	char path[4200];
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+
+	snprintf(path, sizeof path, "%s/meta", dir);
+	CU_ASSERT_EQUAL_FATAL(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 2);
+	CU_ASSERT_EQUAL_FATAL(mdb_env_open(env, path, 0, 0644), 0);
+	CU_ASSERT_EQUAL_FATAL(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	CU_ASSERT_EQUAL_FATAL(mdb_dbi_open(txn, db, 0, &dbi), 0);
+	CU_ASSERT_EQUAL(mdb_put(txn, dbi, &k, &v, 0), 0);
+	CU_ASSERT_EQUAL(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+/* Rewrite the superblock with byte @off set to @byte. */
+static void poke_sb(const char *dir, size_t off, unsigned char byte)
+{
+	unsigned char sb[56] = { 0 };
+	char path[4200];
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k = { 2, "sb" }, v;
+
+	snprintf(path, sizeof path, "%s/meta", dir);
+	CU_ASSERT_EQUAL_FATAL(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 2);
+	CU_ASSERT_EQUAL_FATAL(mdb_env_open(env, path, MDB_RDONLY, 0644), 0);
+	CU_ASSERT_EQUAL_FATAL(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+	CU_ASSERT_EQUAL_FATAL(mdb_dbi_open(txn, "super", 0, &dbi), 0);
+	CU_ASSERT_EQUAL_FATAL(mdb_get(txn, dbi, &k, &v), 0);
+	memcpy(sb, v.mv_data, sizeof sb);
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	sb[off] = byte;
+	raw_put(dir, "super", "sb", 2, sb, sizeof sb);
+}
+
+static void expect_refused(const char *dir, int err, const char *words)
+{
+	struct volume *vol = NULL;
+
+	CU_ASSERT_EQUAL(volume_open(dir, VOLUME_RDONLY, &vol), err);
+	CU_ASSERT_PTR_NOT_NULL(strstr(tm_get_error(), words));
+	if (!strstr(tm_get_error(), words))
+		fprintf(stderr, "message: %s\n", tm_get_error());
+	volume_close(vol);
+}
+
+static void test_bad_superblock(void)
+{
+	char *dir = scratch_volume();
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+	poke_sb(dir, 8, THINMAP_FORMAT_VERSION + 1);	/* version */
+	expect_refused(dir, -EOPNOTSUPP, "newer");
+	poke_sb(dir, 8, THINMAP_FORMAT_VERSION);
+	poke_sb(dir, 16, 0x80);				/* features */
+	expect_refused(dir, -EOPNOTSUPP, "unknown features");
+	poke_sb(dir, 16, 0);
+	poke_sb(dir, 12, 0x33);				/* block size */
+	expect_refused(dir, -EFSCORRUPTED, "block size");
+	poke_sb(dir, 0, 'X');				/* magic */
+	expect_refused(dir, -EFSCORRUPTED, "magic");
+	remove_volume(dir);
+}
+
+/* Write a record in the on-disk format of meta.h. */
+static void raw_record(const char *dir, uint64_t lblk, uint64_t pblk,
+		       uint32_t len, unsigned char state)
+{
+	unsigned char key[8], val[16] = { 0 };
+	int i;
+
+	for (i = 0; i < 8; i++) {
+		key[i] = (unsigned char)(lblk >> (56 - 8 * i));
+		val[i] = (unsigned char)(pblk >> (8 * i));
+	}
+	for (i = 0; i < 4; i++)
+		val[8 + i] = (unsigned char)(len >> (8 * i));
+	val[12] = state;
+	raw_put(dir, "extents", key, sizeof key, val, sizeof val);
+}
+
+static void test_bad_records(void)
+{
+	static const struct {
+		uint64_t lblk, pblk;
+		uint32_t len;
+		unsigned char state;
+		const char *words;
+	} cases[] = {
+		{ 0, PBLK(0, 0), 4, 7, "state" },
+		{ NBLOCKS - 2, PBLK(0, 0), 4, 1, "virtual size" },
+		{ 0, PBLK(AGS, 0), 4, 1, "AG does not exist" },
+		{ 0, PBLK(1, AG_BLOCKS - 2), 4, 2, "end of its AG" },
+		{ 0, PBLK(0, 0), 0, 1, "length" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char *dir = scratch_volume();
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+		raw_record(dir, cases[i].lblk, cases[i].pblk, cases[i].len,
+			   cases[i].state);
+		expect_refused(dir, -EFSCORRUPTED, cases[i].words);
+		remove_volume(dir);
+	}
+}
+
+static void test_overlapping_records(void)
+{
+	char *dir = scratch_volume();
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+	raw_record(dir, 0, PBLK(0, 0), 8, 1);
+	raw_record(dir, 4, PBLK(1, 0), 8, 1);		/* logical overlap */
+	expect_refused(dir, -EFSCORRUPTED, "overlaps");
+	remove_volume(dir);
+	dir = scratch_volume();
+	raw_record(dir, 0, PBLK(0, 0), 8, 1);
+	raw_record(dir, 100, PBLK(0, 4), 8, 1);		/* mapped twice */
+	expect_refused(dir, -EFSCORRUPTED, "");
+	remove_volume(dir);
+}
+
+/* A read-write open excludes another; read-only opens do not. */
+static void test_exclusive_open(void)
+{
+	char *dir = scratch_volume();
+	struct volume *a, *b, *c;
+	struct meta *meta;
+	struct meta_txn *txn;
+	struct extent bad = { 0, 8, PBLK(AGS, 0), EXT_MAPPED };
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+	CU_ASSERT_EQUAL_FATAL(volume_open(dir, 0, &a), 0);
+	CU_ASSERT_EQUAL(volume_open(dir, 0, &b), -EBUSY);
+	CU_ASSERT_PTR_NOT_NULL(strstr(tm_get_error(), "in use"));
+	CU_ASSERT_EQUAL(volume_open(dir, VOLUME_RDONLY, &c), 0);
+	volume_close(c);
+	volume_close(a);
+	meta = open_meta(dir, true);
+	CU_ASSERT_EQUAL(meta_txn_begin(meta, &txn), -EROFS);
+	meta_close(meta);
+	meta = open_meta(dir, false);
+	CU_ASSERT_EQUAL_FATAL(meta_txn_begin(meta, &txn), 0);
+	CU_ASSERT_EQUAL(meta_txn_map(txn, &bad), -EINVAL);
+	meta_txn_abort(txn);
+	meta_close(meta);
+	remove_volume(dir);
+}
+
+static void test_missing_volume(void)
+{
+	struct volume *vol;
+
+	CU_ASSERT_EQUAL(volume_open("/nonexistent/thinmap", 0, &vol), -ENOENT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(tm_get_error(), "/nonexistent"));
+}
+
+int main(void)
+{
+	static const struct unit_test tests[] = {
+		{ "missing volume", test_missing_volume },
+		{ "exclusive open", test_exclusive_open },
+		{ "bad superblock", test_bad_superblock },
+		{ "bad records", test_bad_records },
+		{ "overlapping records", test_overlapping_records },
+		{ "round trip", test_round_trip },
+		{ NULL, NULL },
+	};
+
+	return unit_run("meta", tests);
+}
