@@ -101,20 +101,14 @@ static int check_record(void *arg, const struct extent *ext, const char *bad)
 	return keep_valid(c, ext);
 }
 
-static int cmp_pblk(const void *a, const void *b)
-{
-	const struct extent *x = a, *y = b;
-
-	return x->pblk < y->pblk ? -1 : x->pblk > y->pblk;
-}
-
 /* Blocks mapped twice: each record against the furthest-reaching below. */
 static void check_physical(struct checker *c)
 {
 	const struct extent *far = NULL, *ext;
 	size_t i;
 
-	qsort(c->valid, c->nvalid, sizeof *c->valid, cmp_pblk);
+	if (c->nvalid > 1)
+		qsort(c->valid, c->nvalid, sizeof *c->valid, extent_cmp_pblk);
 	for (i = 0; i < c->nvalid; i++) {
 		ext = &c->valid[i];
 		if (far && ext->pblk < far->pblk + far->len)

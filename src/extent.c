@@ -23,6 +23,13 @@ const char *extent_state_name(enum extent_state state)
 	return state_names[state];
 }
 
+int extent_cmp_pblk(const void *a, const void *b)
+{
+	const struct extent *x = a, *y = b;
+
+	return x->pblk < y->pblk ? -1 : x->pblk > y->pblk;
+}
+
 static bool has_blocks(enum extent_state state)
 {
 	return state == EXT_UNWRITTEN || state == EXT_MAPPED;

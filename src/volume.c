@@ -76,13 +76,6 @@ static int load_one(void *arg, const struct extent *ext, const char *bad)
 	return err ? err : loader_keep(ld, ext);
 }
 
-static int cmp_pblk(const void *a, const void *b)
-{
-	const struct extent *x = a, *y = b;
-
-	return x->pblk < y->pblk ? -1 : x->pblk > y->pblk;
-}
-
 static int volume_load(struct volume *vol)
 {
 	struct loader ld = { .vol = vol };
@@ -90,7 +83,8 @@ static int volume_load(struct volume *vol)
 
 	err = meta_load(vol->meta, load_one, &ld);
 	if (!err) {
-		qsort(ld.used, ld.nused, sizeof *ld.used, cmp_pblk);
+		if (ld.nused > 1)
+			qsort(ld.used, ld.nused, sizeof *ld.used, extent_cmp_pblk);
 		err = alloc_init(&vol->alloc, vol->sb.ag_count,
 				 vol->sb.ag_blocks, ld.used, ld.nused);
 	}

@@ -76,7 +76,8 @@ expect_status()
 	"$@" >"$tmpdir/out" 2>"$tmpdir/err" || status=$?
 	sed 's/^/  out: /' "$tmpdir/out"
 	sed 's/^/  err: /' "$tmpdir/err"
-	if [ "$status" -ge 128 ] || grep -Eq 'Sanitizer|runtime error:' "$tmpdir/err"; then
+	if [ "$status" -ge 128 ] ||
+		grep -Eq 'Sanitizer|runtime error:' "$tmpdir/err"; then
 		fail "$* crashed (exit $status)"
 	fi
 	if [ "$want" = nonzero ]; then

@@ -21,7 +21,7 @@ UNWRITTEN=2
 # le VALUE BYTES: VALUE as BYTES little-endian bytes, in hex.
 le()
 {
-	local hex out= i
+	local hex out='' i
 	hex=$(printf '%0*x' $(($2 * 2)) "$1")
 	for ((i = ${#hex} - 2; i >= 0; i -= 2)); do
 		out+=${hex:i:2}
@@ -46,7 +46,6 @@ raw()
 # mdb_load records RECORDS (rec/raw output) into its "extents" database.
 # The header comes from mdb_dump of the new, empty database, so the
 # database flags and map size are the library's own.
-n=0
 new_volume()
 {
 	vol="$tmpdir/$1"
@@ -67,7 +66,7 @@ expect_refused()
 	local cmd
 	for cmd in info map; do
 		expect_status 1 "$THINMAP" $cmd "$vol"
-		expect_in "$tmpdir/err" "^thinmap $cmd: $vol[/:].+"
+		expect_in "$tmpdir/err" "^thinmap $cmd: ${vol}[/:].+"
 	done
 }
 
@@ -104,12 +103,20 @@ expect_in "$tmpdir/out" '^0 +65536 +mapped +0 +0$'
 expect_in "$tmpdir/out" '^409600 +32768 +unwritten +0 +65536$'
 expect_in "$tmpdir/out" '^4096000 +131072 +mapped +1 +0$'
 expect_status 0 "$THINMAP" map --json "$vol"
-expect_json "$tmpdir/out" 'j' '[{"start": 0, "length": 65536, "state": "mapped", "ag": 0, "ag_offset": 0}, {"start": 409600, "length": 32768, "state": "unwritten", "ag": 0, "ag_offset": 65536}, {"start": 4096000, "length": 131072, "state": "mapped", "ag": 1, "ag_offset": 0}]'
+expect_json "$tmpdir/out" 'len(j)' 3
+expect_json "$tmpdir/out" 'list(j[0])' \
+	'["start", "length", "state", "ag", "ag_offset"]'
+expect_json "$tmpdir/out" 'list(j[0].values())' '[0, 65536, "mapped", 0, 0]'
+expect_json "$tmpdir/out" 'list(j[1].values())' \
+	'[409600, 32768, "unwritten", 0, 65536]'
+expect_json "$tmpdir/out" 'list(j[2].values())' \
+	'[4096000, 131072, "mapped", 1, 0]'
 expect_status 0 "$THINMAP" info --json "$vol"
 expect_json "$tmpdir/out" \
 	'[j[k] for k in ("mapped", "unwritten", "allocated", "extents",
 	 "mean_extent_length", "free")]' \
-	"[$((48 * 4096)), $((8 * 4096)), $((56 * 4096)), 3, $((56 * 4096 / 3)), $(((8192 - 56) * 4096))]"
+	"[$((48 * 4096)), $((8 * 4096)), $((56 * 4096)), 3, \
+$((56 * 4096 / 3)), $(((8192 - 56) * 4096))]"
 
 echo "== check runs while other readers hold the volume"
 pids=()
@@ -164,19 +171,19 @@ yes 'thinmap garbage' | head -c 8192 |
 	dd of="$vol/meta/data.mdb" conv=notrunc status=none
 expect_refused
 expect_status 2 "$THINMAP" check "$vol"
-expect_in "$tmpdir/err" "^thinmap check: $vol[/:].+"
+expect_in "$tmpdir/err" "^thinmap check: ${vol}[/:].+"
 
 for len in 0 8192; do
 	echo "== data.mdb truncated to $len bytes"
 	new_volume "trunc$len" "$(
 		for ((i = 0; i < 400; i++)); do
-			rec $((i * 20)) $((i % 2)) $((i / 2 * 16)) 16 $MAPPED
+			rec $((i * 20)) $((i % 2)) $(((i / 2) * 16)) 16 $MAPPED
 		done
 	)"
 	truncate -s $len "$vol/meta/data.mdb"
 	expect_refused
 	expect_status 2 "$THINMAP" check "$vol"
-	expect_in "$tmpdir/err" "^thinmap check: $vol[/:].+"
+	expect_in "$tmpdir/err" "^thinmap check: ${vol}[/:].+"
 done
 
 echo "PASS"

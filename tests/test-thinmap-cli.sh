@@ -146,7 +146,7 @@ echo "== block sizes"
 for arg_bytes in 512:512 65536:65536 64K:65536; do
 	bs=${arg_bytes%:*}
 	dir="$tmpdir/bs$bs"
-	expect_status 0 "$THINMAP" create "$dir" --size 64M --block-size $bs
+	expect_status 0 "$THINMAP" create "$dir" --size 64M --block-size "$bs"
 	info_json "$dir"
 	expect_json "$tmpdir/info.json" 'j["block_size"]' ${arg_bytes#*:}
 	expect_status 0 "$THINMAP" check "$dir"
@@ -197,10 +197,10 @@ mkdir "$tmpdir/novol"
 for dir in "$tmpdir/novol" "$tmpdir/missing"; do
 	for cmd in info map; do
 		expect_status 1 "$THINMAP" $cmd "$dir"
-		expect_in "$tmpdir/err" "^thinmap $cmd: $dir[/:].+"
+		expect_in "$tmpdir/err" "^thinmap $cmd: ${dir}[/:].+"
 	done
 	expect_status 2 "$THINMAP" check "$dir"
-	expect_in "$tmpdir/err" "^thinmap check: $dir[/:].+"
+	expect_in "$tmpdir/err" "^thinmap check: ${dir}[/:].+"
 	expect_status 2 "$THINMAP" check --json "$dir"
 	[ ! -s "$tmpdir/out" ] || fail "check --json printed JSON on error"
 done

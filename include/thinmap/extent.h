@@ -56,6 +56,9 @@ static inline uint64_t extent_end(const struct extent *ext)
  */
 void extent_clip(struct extent *ext, uint64_t lblk, uint64_t end);
 
+/* qsort() comparison of two struct extent by physical block. */
+int extent_cmp_pblk(const void *a, const void *b);
+
 /* The name of @state for messages and `thinmap map`: "hole", "mapped"... */
 const char *extent_state_name(enum extent_state state);
 
