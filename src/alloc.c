@@ -226,8 +226,8 @@ static bool ag_pick(struct alloc_ag *ag, enum alloc_fit fit,
  * The caller holds the AG lock.  Returns 0, or -ENOMEM with the AG
  * unchanged.
  */
-static int ag_take(struct alloc_ag *ag, const struct fext *fe,
-		   uint32_t agbno, uint32_t len)
+static int ag_take(struct alloc_ag *ag, const struct fext *fe, uint32_t agbno,
+		   uint32_t len)
 {
 	uint32_t left = agbno - fe->agbno;
 	uint32_t right = fe->agbno + fe->len - (agbno + len);
@@ -442,9 +442,12 @@ static void ag_neighbours(struct alloc_ag *ag, uint32_t agbno,
 		bno_decode(&cur, right);
 }
 
-/* Set the message for freeing [@agbno, +@len) of @agno over @fe. */
+/*
+ * Refuse to free [@agbno, @agbno + @len) of AG @agno, which overlaps the
+ * free extent @fe: set the message, return -EFSCORRUPTED.
+ */
 static int report_double_free(uint32_t agno, uint32_t agbno, uint32_t len,
-		       const struct fext *fe)
+			      const struct fext *fe)
 {
 	tm_set_error("double free: AG %u blocks %u..%u (pblk %llu, %u "
 		     "blocks) overlap the free extent at AG blocks %u..%u",
@@ -575,8 +578,7 @@ static int used_corrupt(const struct extent *ext, const char *what)
 		     "block %u, %llu blocks) %s",
 		     (unsigned long long)ext->lblk,
 		     (unsigned long long)ext->pblk, PBLK_AG(ext->pblk),
-		     PBLK_AGBNO(ext->pblk), (unsigned long long)ext->len,
-		     what);
+		     PBLK_AGBNO(ext->pblk), (unsigned long long)ext->len, what);
 	return -EFSCORRUPTED;
 }
 

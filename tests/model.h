@@ -78,8 +78,6 @@ static inline int model_run_seeds(const char *name, int (*fn)(uint64_t seed))
 	return failures;
 }
 
-#endif
-
 /* ---- CUnit runner shared by the unit tests ---- */
 #include <CUnit/Basic.h>
 
@@ -113,3 +111,5 @@ static inline int unit_run(const char *suite, const struct unit_test *tests)
 	CU_cleanup_registry();
 	return failures ? 1 : 0;
 }
+
+#endif

@@ -594,7 +594,8 @@ static int run_model(uint64_t seed, uint32_t ag_count, uint32_t ag_blocks)
 			err = check_full(&a, &m);
 	}
 	if (err)
-		fprintf(stderr, "model: %u AGs of %u blocks, failed at op %lu\n",
+		fprintf(stderr,
+			"model: %u AGs of %u blocks, failed at op %lu\n",
 			ag_count, ag_blocks, i - 1);
 	else
 		err = check_full(&a, &m);
@@ -727,9 +728,9 @@ static int take_complement(struct alloc *a, struct model *m)
 	return err == -ENOSPC ? 0 : -1;
 }
 
-static int init_used(uint64_t seed)
+/* Build an allocator from random used extents and check the complement. */
+static int init_used_once(struct rng *r)
 {
-	struct rng r = { seed };
 	struct extent *used;
 	struct alloc a;
 	struct model m;
@@ -737,11 +738,11 @@ static int init_used(uint64_t seed)
 	int err;
 
 	memset(&m, 0, sizeof m);
-	m.ag_count = 1 + (uint32_t)rng_below(&r, 4);
-	m.ag_blocks = 1 + (uint32_t)rng_below(&r, 3000);
+	m.ag_count = 1 + (uint32_t)rng_below(r, 4);
+	m.ag_blocks = 1 + (uint32_t)rng_below(r, 3000);
 	m.used = calloc(model_total(&m), 1);
 	m.free_blocks = model_total(&m);
-	used = random_used(&m, &r, &n);
+	used = random_used(&m, r, &n);
 	if (!m.used || !used)
 		abort();
 	err = alloc_init(&a, m.ag_count, m.ag_blocks, used, n);
@@ -750,18 +751,30 @@ static int init_used(uint64_t seed)
 		if (!err)
 			err = take_complement(&a, &m);
 		for (k = 0; k < n && !err; k++)
-			err = alloc_free(&a, used[k].pblk, (uint32_t)used[k].len);
+			err = alloc_free(&a, used[k].pblk,
+					 (uint32_t)used[k].len);
 		/* Now exactly the used blocks are free. */
 		if (!err && a.free_blocks != model_total(&m) - m.free_blocks)
 			err = -1;
 		alloc_destroy(&a);
 	}
 	if (err)
-		fprintf(stderr, "init from %zu used extents, %u AGs of %u "
-			"blocks: %s\n", n, m.ag_count, m.ag_blocks,
-			tm_get_error());
+		fprintf(stderr,
+			"init from %zu used extents, %u AGs of %u blocks: %s\n",
+			n, m.ag_count, m.ag_blocks, tm_get_error());
 	free(used);
 	model_destroy(&m);
+	return err;
+}
+
+static int init_used(uint64_t seed)
+{
+	struct rng r = { seed };
+	unsigned long i;
+	int err = 0;
+
+	for (i = 0; i < model_ops(1000) && !err; i++)
+		err = init_used_once(&r);
 	return err;
 }
 

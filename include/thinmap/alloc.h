@@ -36,7 +36,7 @@ struct alloc {
 	struct alloc_ag *ags;
 	pthread_mutex_t lock;		/* protects the two counters */
 	uint64_t free_blocks;		/* sum over the AGs */
-	uint64_t reserved;		/* held by delalloc, not yet allocated */
+	uint64_t reserved;		/* promised to delalloc */
 };
 
 /*
@@ -44,7 +44,8 @@ struct alloc {
  * where the extents @used[0 .. @n) are in use (their pblk and len count;
  * they must be sorted by pblk) and everything else is free.
  * Returns 0; -EFSCORRUPTED (message set) if a used extent lies outside its
- * AG or overlaps another; -EINVAL for bad geometry; -ENOMEM.
+ * AG, is empty, or overlaps or precedes the one before; -EINVAL (message
+ * set) for bad geometry; -ENOMEM.  Takes O(n log n) time for n used extents.
  */
 int alloc_init(struct alloc *a, uint32_t ag_count, uint32_t ag_blocks,
 	       const struct extent *used, size_t n);
@@ -54,7 +55,8 @@ void alloc_destroy(struct alloc *a);
  * The hint for allocating logical block @lblk of a volume of @nr_lblks
  * blocks when it has no allocated logical neighbour: the start of its home
  * AG.  The logical space is cut into ag_count equal regions, one per AG,
- * so writers to distant regions take different AG locks.
+ * so writers to distant regions take different AG locks.  Blocks past
+ * @nr_lblks belong to the last AG.
  */
 uint64_t alloc_home_hint(const struct alloc *a, uint64_t lblk,
 			 uint64_t nr_lblks);
@@ -62,12 +64,17 @@ uint64_t alloc_home_hint(const struct alloc *a, uint64_t lblk,
 /*
  * Allocate up to @len blocks (1 .. AG_MAX_BLOCKS), contiguous in one AG:
  * at @hint if the free extent there holds all of @len, else the best
- * (smallest sufficient) fit in the hint's AG, then in the other AGs, and
- * when no AG has @len contiguous blocks, the longest free extent, starting
- * with the hint's AG.  @hint is a pblk (PBLK_NULL: AG 0).  If @from_resv,
- * the blocks were reserved with alloc_reserve() and the reservation is
- * consumed with them.  Sets *@pblk and *@got (1 .. @len).
- * Returns 0 or -ENOSPC when no block is free.
+ * (smallest sufficient, lowest agbno among equals) fit in the hint's AG,
+ * then in the other AGs in turn, and when no AG has @len contiguous
+ * blocks, the longest free extent, the first such AG from the hint's on.
+ * @hint is a pblk (PBLK_NULL, or an AG that does not exist: AG 0).
+ * If @from_resv, the caller holds a reservation of @len blocks from
+ * alloc_reserve() and it shrinks by *@got as the blocks are allocated (the
+ * caller unreserves the rest).  Without @from_resv only unreserved free
+ * space is taken, at most free - reserved blocks, so that what delalloc
+ * was promised stays free.  Sets *@pblk and *@got (1 .. @len).
+ * Returns 0; -ENOSPC when no block is free (without @from_resv: no
+ * unreserved block); -EINVAL for a @len out of range; -ENOMEM.
  */
 int alloc_extent(struct alloc *a, uint64_t hint, uint32_t len, bool from_resv,
 		 uint64_t *pblk, uint32_t *got);
