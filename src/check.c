@@ -23,8 +23,7 @@ struct checker {
 	struct check_result *res;
 	struct extent prev;	/* the last valid record */
 	bool have_prev;
-	struct extent *valid;	/* valid records, for the physical check */
-	size_t nvalid, cap;
+	struct extent_vec valid;	/* for the physical check */
 	int err;		/* -ENOMEM while collecting */
 };
 
@@ -64,21 +63,6 @@ static void check_ag_files(struct checker *c, const char *dir)
 	}
 }
 
-static int keep_valid(struct checker *c, const struct extent *ext)
-{
-	if (c->nvalid == c->cap) {
-		size_t cap = c->cap ? 2 * c->cap : 4096;
-		struct extent *p = realloc(c->valid, cap * sizeof *p);
-
-		if (!p)
-			return -ENOMEM;
-		c->valid = p;
-		c->cap = cap;
-	}
-	c->valid[c->nvalid++] = *ext;
-	return 0;
-}
-
 static int check_record(void *arg, const struct extent *ext, const char *bad)
 {
 	struct checker *c = arg;
@@ -98,7 +82,7 @@ static int check_record(void *arg, const struct extent *ext, const char *bad)
 	if (!c->have_prev || extent_end(ext) > extent_end(&c->prev))
 		c->prev = *ext;
 	c->have_prev = true;
-	return keep_valid(c, ext);
+	return extent_vec_push(&c->valid, ext);
 }
 
 /* Blocks mapped twice: each record against the furthest-reaching below. */
@@ -107,10 +91,9 @@ static void check_physical(struct checker *c)
 	const struct extent *far = NULL, *ext;
 	size_t i;
 
-	if (c->nvalid > 1)
-		qsort(c->valid, c->nvalid, sizeof *c->valid, extent_cmp_pblk);
-	for (i = 0; i < c->nvalid; i++) {
-		ext = &c->valid[i];
+	extent_vec_sort_pblk(&c->valid);
+	for (i = 0; i < c->valid.n; i++) {
+		ext = &c->valid.v[i];
 		if (far && ext->pblk < far->pblk + far->len)
 			problem(c, ext->lblk, "AG %" PRIu32 " block %" PRIu32
 				" is mapped twice: also by the record at "
@@ -142,7 +125,7 @@ int check_volume(const char *dir,
 	err = c.err ? c.err : meta_load(meta, check_record, &c);
 	if (!err)
 		check_physical(&c);
-	free(c.valid);
+	extent_vec_free(&c.valid);
 	meta_close(meta);
 	return err;
 }

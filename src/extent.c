@@ -6,6 +6,7 @@
  * map and the LMDB records split, trim and merge in exactly the same way.
  */
 #include <errno.h>
+#include <stdlib.h>
 
 #include "thinmap/extent.h"
 
@@ -23,11 +24,39 @@ const char *extent_state_name(enum extent_state state)
 	return state_names[state];
 }
 
-int extent_cmp_pblk(const void *a, const void *b)
+int extent_vec_push(struct extent_vec *vec, const struct extent *ext)
+{
+	if (vec->n == vec->cap) {
+		size_t cap = vec->cap ? 2 * vec->cap : 4096;
+		struct extent *v = realloc(vec->v, cap * sizeof *v);
+
+		if (!v)
+			return -ENOMEM;
+		vec->v = v;
+		vec->cap = cap;
+	}
+	vec->v[vec->n++] = *ext;
+	return 0;
+}
+
+void extent_vec_free(struct extent_vec *vec)
+{
+	free(vec->v);
+	vec->v = NULL;
+	vec->n = vec->cap = 0;
+}
+
+static int cmp_pblk(const void *a, const void *b)
 {
 	const struct extent *x = a, *y = b;
 
 	return x->pblk < y->pblk ? -1 : x->pblk > y->pblk;
+}
+
+void extent_vec_sort_pblk(struct extent_vec *vec)
+{
+	if (vec->n > 1)	/* qsort() must not see the NULL of an empty vec */
+		qsort(vec->v, vec->n, sizeof *vec->v, cmp_pblk);
 }
 
 static bool has_blocks(enum extent_state state)

@@ -33,8 +33,7 @@ struct volume {
 struct loader {
 	struct volume *vol;
 	uint64_t end;		/* end of the previous extent */
-	struct extent *used;
-	size_t nused, cap;
+	struct extent_vec used;
 };
 
 static int loader_refuse(struct loader *ld, const struct extent *ext,
@@ -44,21 +43,6 @@ static int loader_refuse(struct loader *ld, const struct extent *ext,
 		     "%llu: %s (run thinmap check)", ld->vol->dir,
 		     (unsigned long long)ext->lblk, why);
 	return -EFSCORRUPTED;
-}
-
-static int loader_keep(struct loader *ld, const struct extent *ext)
-{
-	if (ld->nused == ld->cap) {
-		size_t cap = ld->cap ? 2 * ld->cap : 4096;
-		struct extent *p = realloc(ld->used, cap * sizeof *p);
-
-		if (!p)
-			return -ENOMEM;
-		ld->used = p;
-		ld->cap = cap;
-	}
-	ld->used[ld->nused++] = *ext;
-	return 0;
 }
 
 static int load_one(void *arg, const struct extent *ext, const char *bad)
@@ -73,7 +57,7 @@ static int load_one(void *arg, const struct extent *ext, const char *bad)
 		return loader_refuse(ld, ext, "overlaps the previous extent");
 	ld->end = extent_end(ext);
 	err = emap_set(&ld->vol->map, ext);
-	return err ? err : loader_keep(ld, ext);
+	return err ? err : extent_vec_push(&ld->used, ext);
 }
 
 static int volume_load(struct volume *vol)
@@ -83,12 +67,11 @@ static int volume_load(struct volume *vol)
 
 	err = meta_load(vol->meta, load_one, &ld);
 	if (!err) {
-		if (ld.nused > 1)
-			qsort(ld.used, ld.nused, sizeof *ld.used, extent_cmp_pblk);
+		extent_vec_sort_pblk(&ld.used);
 		err = alloc_init(&vol->alloc, vol->sb.ag_count,
-				 vol->sb.ag_blocks, ld.used, ld.nused);
+				 vol->sb.ag_blocks, ld.used.v, ld.used.n);
 	}
-	free(ld.used);
+	extent_vec_free(&ld.used);
 	return err;
 }
 

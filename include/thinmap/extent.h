@@ -18,6 +18,7 @@
 #define THINMAP_EXTENT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum extent_state {
@@ -56,8 +57,20 @@ static inline uint64_t extent_end(const struct extent *ext)
  */
 void extent_clip(struct extent *ext, uint64_t lblk, uint64_t end);
 
-/* qsort() comparison of two struct extent by physical block. */
-int extent_cmp_pblk(const void *a, const void *b);
+/* A growable array of extents. */
+struct extent_vec {
+	struct extent *v;
+	size_t n, cap;
+};
+
+/* Append @ext to @vec.  Returns 0 or -ENOMEM (@vec unchanged). */
+int extent_vec_push(struct extent_vec *vec, const struct extent *ext);
+
+/* Free the array; @vec is empty afterwards. */
+void extent_vec_free(struct extent_vec *vec);
+
+/* Sort @vec by physical block. */
+void extent_vec_sort_pblk(struct extent_vec *vec);
 
 /* The name of @state for messages and `thinmap map`: "hole", "mapped"... */
 const char *extent_state_name(enum extent_state state);
