@@ -306,13 +306,38 @@ static void meta_free(struct meta *meta)
 	free(meta);
 }
 
-int meta_create(const char *metadir, const struct thinmap_sb *sb)
+/* Write @sb in a new environment, durably, creating both databases. */
+static int sb_write(struct meta *meta, const struct thinmap_sb *sb)
 {
 	unsigned char buf[SB_BYTES];
 	MDB_val key = { sizeof SB_KEY - 1, SB_KEY }, val = { SB_BYTES, buf };
-	struct meta *meta;
 	MDB_txn *txn;
 	int rc, err;
+
+	rc = mdb_txn_begin(meta->env, NULL, 0, &txn);
+	if (rc)
+		return meta_error(meta, rc, "begin");
+	err = dbis_open(meta, txn, MDB_CREATE);
+	if (err) {
+		mdb_txn_abort(txn);
+		return err;
+	}
+	sb_encode(sb, buf);
+	rc = mdb_put(txn, meta->super_dbi, &key, &val, 0);
+	if (rc) {
+		mdb_txn_abort(txn);
+		return meta_error(meta, rc, "write superblock");
+	}
+	rc = mdb_txn_commit(txn);
+	if (!rc)
+		rc = mdb_env_sync(meta->env, 1);
+	return rc ? meta_error(meta, rc, "write superblock") : 0;
+}
+
+int meta_create(const char *metadir, const struct thinmap_sb *sb)
+{
+	struct meta *meta;
+	int err;
 
 	if (meta_sb_invalid(sb)) {
 		tm_set_error("invalid superblock: %s", meta_sb_invalid(sb));
@@ -322,25 +347,8 @@ int meta_create(const char *metadir, const struct thinmap_sb *sb)
 	if (!meta)
 		return -ENOMEM;
 	err = env_open(meta, 0);
-	if (err)
-		goto out;
-	rc = mdb_txn_begin(meta->env, NULL, 0, &txn);
-	if (rc) {
-		err = meta_error(meta, rc, "begin");
-		goto out;
-	}
-	err = dbis_open(meta, txn, MDB_CREATE);
-	sb_encode(sb, buf);
-	rc = err ? 0 : mdb_put(txn, meta->super_dbi, &key, &val, 0);
-	if (!err && !rc)
-		rc = mdb_txn_commit(txn);
-	else
-		mdb_txn_abort(txn);
-	if (!err && !rc)
-		rc = mdb_env_sync(meta->env, 1);
-	if (!err && rc)
-		err = meta_error(meta, rc, "write superblock");
-out:
+	if (!err)
+		err = sb_write(meta, sb);
 	meta_free(meta);
 	return err;
 }
