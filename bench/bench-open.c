@@ -21,6 +21,12 @@
  * derives free space from the records.  After each open volume_stat()
  * must report N extents, or the run fails.
  *
+ * Options: -n records, -b records per transaction (default 10^4), -r opens
+ * per way, -d DIR to make the volume in DIR (which must not exist or be
+ * empty) instead of a fresh directory under $TMPDIR or /tmp, -k to keep
+ * the volume.  The volume is removed at the end otherwise; a DIR that
+ * already held anything is never touched.
+ *
  * Output: a table, "RESULT name value unit" lines, and a "TARGET" line
  * per way of opening with PASS or FAIL against 1 s (median).  The time to
  * write the records is informational.  Exit status: 0 all targets pass,
@@ -65,10 +71,10 @@ struct open_mode {
 };
 
 static const struct open_mode modes[] = {
-	{"rw_warm", 0, false},
-	{"ro_warm", VOLUME_RDONLY, false},
-	{"rw_cold", 0, true},
-	{"ro_cold", VOLUME_RDONLY, true},
+	{ "rw_warm", 0, false },
+	{ "ro_warm", VOLUME_RDONLY, false },
+	{ "rw_cold", 0, true },
+	{ "ro_cold", VOLUME_RDONLY, true },
 };
 #define NR_MODES (sizeof(modes) / sizeof(modes[0]))
 
@@ -121,8 +127,8 @@ static void remove_scratch(const char *dir)
 
 static int create_bench_volume(const char *dir, struct thinmap_sb *sb)
 {
-	struct create_opts co = {.size = VOLUME_BYTES,
-				 .capacity = VOLUME_BYTES};
+	struct create_opts co = { .size = VOLUME_BYTES,
+				  .capacity = VOLUME_BYTES };
 	int ret;
 
 	ret = create_plan(&co, sb);
@@ -326,12 +332,19 @@ static int measure_opens(const char *dir, const struct bench_opts *o,
 	return pass ? 0 : 1;
 }
 
-static int run(const char *dir, const struct bench_opts *o)
+/*
+ * Create the volume in @dir, fill and open it.  Sets *@created once the
+ * directory is ours to remove: never when create_volume() refused it.
+ */
+static int run(const char *dir, const struct bench_opts *o, bool *created)
 {
 	struct thinmap_sb sb;
 	double write_s;
 
-	if (create_bench_volume(dir, &sb) || check_fits(o, &sb))
+	if (create_bench_volume(dir, &sb))
+		return 2;
+	*created = true;
+	if (check_fits(o, &sb))
 		return 2;
 	printf("bench-open: %s, %llu records (1 block each, every other "
 	       "block), %u AGs of %u blocks of %u bytes, %d opens per way\n",
@@ -403,6 +416,7 @@ int main(int argc, char **argv)
 		.batch = 10000,
 		.repeats = 3,
 	};
+	bool created = false;
 	char *dir;
 	int ret;
 
@@ -410,10 +424,10 @@ int main(int argc, char **argv)
 	dir = make_scratch(&o);
 	if (!dir)
 		return 2;
-	ret = run(dir, &o);
-	if (o.keep)
+	ret = run(dir, &o, &created);
+	if (o.keep && created)
 		printf("kept the volume in %s\n", dir);
-	else
+	else if (created || !o.dir)
 		remove_scratch(dir);
 	free(dir);
 	return ret;
