@@ -249,7 +249,7 @@ static double time_open(const char *dir, const struct open_mode *mode,
 	if (mode->cold)
 		evict_volume(dir);
 	t0 = now();
-	ret = volume_open(dir, mode->flags, &vol);
+	ret = volume_open(dir, mode->flags, NULL, &vol);
 	secs = now() - t0;
 	if (ret) {
 		fail("volume_open", ret);

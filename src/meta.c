@@ -640,3 +640,10 @@ void meta_txn_abort(struct meta_txn *txn)
 	mdb_txn_abort(txn->txn);
 	free(txn);
 }
+
+int meta_sync(struct meta *meta)
+{
+	int rc = meta->rdonly ? 0 : mdb_env_sync(meta->env, 1);
+
+	return rc ? meta_error(meta, rc, "sync") : 0;
+}

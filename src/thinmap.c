@@ -415,7 +415,7 @@ static void print_fields(const struct field *fields, size_t n, bool json)
 static struct volume *open_volume_or_die(const struct cli *cli)
 {
 	struct volume *vol;
-	int r = volume_open(cli->dir, VOLUME_RDONLY, &vol);
+	int r = volume_open(cli->dir, VOLUME_RDONLY, NULL, &vol);
 
 	if (r < 0)
 		die_lib(cli, EXIT_FAILURE, r);

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * The volume object (see volume.h): opening a volume loads its extent
- * records into the extent map, refusing any that fail validation, and
- * derives free space from them.
+ * The volume object's life (see volume.h): opening a volume loads its
+ * extent records into the extent map, refusing any that fail validation,
+ * derives free space from them, and sets up the page cache and the
+ * backing files; closing writes everything back.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,21 +14,8 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-#include "thinmap/alloc.h"
-#include "thinmap/emap.h"
 #include "thinmap/error.h"
-#include "thinmap/volume.h"
-
-struct volume {
-	char *dir;
-	int dirfd;		/* holds the flock of a read-write open */
-	unsigned int flags;
-	struct meta *meta;
-	struct thinmap_sb sb;
-	pthread_rwlock_t map_lock;	/* protects map */
-	struct emap map;
-	struct alloc alloc;
-};
+#include "volume-impl.h"
 
 /* Extents read at open, and the allocated ones for building free space. */
 struct loader {
@@ -96,8 +84,39 @@ static int open_dir(struct volume *vol)
 	return 0;
 }
 
-static int volume_setup(struct volume *vol)
+/* The page cache and writeback context for @params. */
+static int cache_setup(struct volume *vol, const struct volume_params *params)
 {
+	uint64_t cache = params && params->cache_size ? params->cache_size
+						      : DEFAULT_CACHE_SIZE;
+	uint32_t page = params && params->page_size ? params->page_size
+						    : DEFAULT_PAGE_SIZE;
+	uint64_t dirty = params && params->dirty_bytes ? params->dirty_bytes
+						       : cache / 2;
+	int err;
+
+	if (page < vol->sb.block_size && !(params && params->page_size))
+		page = vol->sb.block_size;
+	err = pagecache_init(&vol->cache, cache, page, vol->sb.block_size,
+			     dirty, volume_writeback_cb, vol);
+	if (err)
+		return err;
+	vol->wpc = calloc(1, sizeof *vol->wpc);
+	if (!vol->wpc)
+		return -ENOMEM;
+	vol->wpc->indices = calloc(vol->cache.max_folios, sizeof(uint64_t));
+	if (!vol->wpc->indices)
+		return -ENOMEM;
+	vol->wpc->ops = &volume_writeback_ops;
+	vol->wpc->vol = vol;
+	vol->wpc->cache = &vol->cache;
+	vol->wpc->backing = &vol->backing;
+	return 0;
+}
+
+static int volume_setup(struct volume *vol, const struct volume_params *params)
+{
+	bool rdonly = vol->flags & VOLUME_RDONLY;
 	char *metadir;
 	int err;
 
@@ -106,15 +125,43 @@ static int volume_setup(struct volume *vol)
 		return err;
 	if (asprintf(&metadir, "%s/meta", vol->dir) < 0)
 		return -ENOMEM;
-	err = meta_open(metadir, vol->flags & VOLUME_RDONLY, &vol->meta);
+	err = meta_open(metadir, rdonly, &vol->meta);
 	free(metadir);
 	if (err)
 		return err;
 	vol->sb = *meta_sb(vol->meta);
-	return volume_load(vol);
+	vol->blkbits = (unsigned int)__builtin_ctz(vol->sb.block_size);
+	vol->nr_blocks = vol->sb.size >> vol->blkbits;
+	err = volume_load(vol);
+	if (!err)
+		err = backing_open(&vol->backing, vol->dir, vol->sb.ag_count,
+				   rdonly);
+	return err ? err : cache_setup(vol, params);
 }
 
-int volume_open(const char *dir, unsigned int flags, struct volume **volp)
+/* Undo volume_setup(), whatever part of it was done. */
+static void volume_free(struct volume *vol)
+{
+	if (vol->wpc)
+		free(vol->wpc->indices);
+	free(vol->wpc);
+	pagecache_destroy(&vol->cache);
+	backing_close(&vol->backing);
+	alloc_destroy(&vol->alloc);
+	emap_destroy(&vol->map);
+	extent_vec_free(&vol->written);
+	meta_close(vol->meta);
+	if (vol->dirfd >= 0)
+		close(vol->dirfd);	/* drops the flock */
+	pthread_rwlock_destroy(&vol->invalidate_lock);
+	pthread_mutex_destroy(&vol->meta_lock);
+	pthread_rwlock_destroy(&vol->map_lock);
+	free(vol->dir);
+	free(vol);
+}
+
+int volume_open(const char *dir, unsigned int flags,
+		const struct volume_params *params, struct volume **volp)
 {
 	struct volume *vol = calloc(1, sizeof *vol);
 	int err;
@@ -126,34 +173,27 @@ int volume_open(const char *dir, unsigned int flags, struct volume **volp)
 	vol->flags = flags;
 	vol->dirfd = -1;
 	emap_init(&vol->map);
+	pthread_rwlock_init(&vol->invalidate_lock, NULL);
+	pthread_mutex_init(&vol->meta_lock, NULL);
 	pthread_rwlock_init(&vol->map_lock, NULL);
-	err = volume_setup(vol);
+	err = volume_setup(vol, params);
 	if (err) {
-		/* alloc was not set up: alloc_init is the last step */
-		emap_destroy(&vol->map);
-		meta_close(vol->meta);
-		if (vol->dirfd >= 0)
-			close(vol->dirfd);
-		pthread_rwlock_destroy(&vol->map_lock);
-		free(vol->dir);
-		free(vol);
+		volume_free(vol);
 		return err;
 	}
 	*volp = vol;
 	return 0;
 }
 
-void volume_close(struct volume *vol)
+int volume_close(struct volume *vol)
 {
+	int err;
+
 	if (!vol)
-		return;
-	alloc_destroy(&vol->alloc);
-	emap_destroy(&vol->map);
-	meta_close(vol->meta);
-	close(vol->dirfd);	/* drops the flock */
-	pthread_rwlock_destroy(&vol->map_lock);
-	free(vol->dir);
-	free(vol);
+		return 0;
+	err = volume_flush(vol);
+	volume_free(vol);
+	return err;
 }
 
 const struct thinmap_sb *volume_sb(const struct volume *vol)
@@ -194,6 +234,8 @@ void volume_stat(struct volume *vol, struct volume_stat *st)
 	st->delalloc *= bs;
 	st->free = ast.free_blocks * bs;
 	st->free_extents = ast.free_extents;
+	st->cache_bytes = pagecache_bytes(&vol->cache);
+	st->dirty_bytes = pagecache_dirty_bytes(&vol->cache);
 }
 
 int volume_map(struct volume *vol,

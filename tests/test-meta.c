@@ -195,7 +195,7 @@ static int check_reopened(const char *dir, const struct emap *model)
 	struct volume *vol;
 	int err;
 
-	err = volume_open(dir, 0, &vol);
+	err = volume_open(dir, 0, NULL, &vol);
 	if (err) {
 		fprintf(stderr, "volume_open: %s\n", tm_get_error());
 		return err;
@@ -282,7 +282,7 @@ static void expect_refused(const char *dir, int err, const char *words)
 {
 	struct volume *vol = NULL;
 
-	CU_ASSERT_EQUAL(volume_open(dir, VOLUME_RDONLY, &vol), err);
+	CU_ASSERT_EQUAL(volume_open(dir, VOLUME_RDONLY, NULL, &vol), err);
 	CU_ASSERT_PTR_NOT_NULL(strstr(tm_get_error(), words));
 	if (!strstr(tm_get_error(), words))
 		fprintf(stderr, "message: %s\n", tm_get_error());
@@ -377,10 +377,10 @@ static void test_exclusive_open(void)
 	struct extent bad = { 0, 8, PBLK(AGS, 0), EXT_MAPPED };
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
-	CU_ASSERT_EQUAL_FATAL(volume_open(dir, 0, &a), 0);
-	CU_ASSERT_EQUAL(volume_open(dir, 0, &b), -EBUSY);
+	CU_ASSERT_EQUAL_FATAL(volume_open(dir, 0, NULL, &a), 0);
+	CU_ASSERT_EQUAL(volume_open(dir, 0, NULL, &b), -EBUSY);
 	CU_ASSERT_PTR_NOT_NULL(strstr(tm_get_error(), "in use"));
-	CU_ASSERT_EQUAL(volume_open(dir, VOLUME_RDONLY, &c), 0);
+	CU_ASSERT_EQUAL(volume_open(dir, VOLUME_RDONLY, NULL, &c), 0);
 	volume_close(c);
 	volume_close(a);
 	meta = open_meta(dir, true);
@@ -398,7 +398,7 @@ static void test_missing_volume(void)
 {
 	struct volume *vol;
 
-	CU_ASSERT_EQUAL(volume_open("/nonexistent/thinmap", 0, &vol), -ENOENT);
+	CU_ASSERT_EQUAL(volume_open("/nonexistent/thinmap", 0, NULL, &vol), -ENOENT);
 	CU_ASSERT_PTR_NOT_NULL(strstr(tm_get_error(), "/nonexistent"));
 }
 

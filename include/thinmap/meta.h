@@ -120,4 +120,10 @@ int meta_txn_convert(struct meta_txn *txn, uint64_t lblk, uint64_t len);
 int meta_txn_commit(struct meta_txn *txn, bool sync);
 void meta_txn_abort(struct meta_txn *txn);
 
+/*
+ * Make every committed transaction durable (after commits without sync).
+ * Returns 0 or an errno (message set).
+ */
+int meta_sync(struct meta *meta);
+
 #endif

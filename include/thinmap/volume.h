@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The volume: the object that ties a volume's subsystems together (its
- * metadata store, extent map and space allocator) and that the plugin and
- * the admin tool open.
+ * metadata store, extent map, space allocator, page cache and backing
+ * files) and that the plugin and the admin tool open.  Its I/O entry
+ * points are all the plugin needs: one per NBD command.
  *
  * Opening a volume loads every extent record into the extent map and
  * derives free space as the complement of what is mapped, per AG.  A
@@ -23,14 +24,32 @@ struct volume;
 
 #define VOLUME_RDONLY 0x1
 
+#define DEFAULT_CACHE_SIZE (UINT64_C(256) << 20)
+#define DEFAULT_PAGE_SIZE (64 << 10)
+
+/* Tunables of an open volume, in bytes; 0 takes the default. */
+struct volume_params {
+	uint64_t cache_size;	/* page cache memory, hard limit: 256 MiB */
+	uint32_t page_size;	/* folio size: a power of two >= the block
+				   size, at most 256 blocks: 64 KiB */
+	uint64_t dirty_bytes;	/* writers write back above this: half
+				   the cache */
+};
+
 /*
- * Open the volume in directory @dir.  Returns 0 and sets *@volp, or a
- * negative errno with a message: -ENOENT no volume there; -EBUSY another
- * process has it open read-write; -EFSCORRUPTED damaged metadata;
- * -EOPNOTSUPP a newer format; -ENOMEM; others from the system.
+ * Open the volume in directory @dir with @params (NULL: defaults).
+ * Returns 0 and sets *@volp, or a negative errno with a message:
+ * -ENOENT no volume there; -EBUSY another process has it open read-write;
+ * -EFSCORRUPTED damaged metadata; -EOPNOTSUPP a newer format; -EINVAL bad
+ * @params; -ENOMEM; others from the system.
  */
-int volume_open(const char *dir, unsigned int flags, struct volume **volp);
-void volume_close(struct volume *vol);
+int volume_open(const char *dir, unsigned int flags,
+		const struct volume_params *params, struct volume **volp);
+/*
+ * Write back everything (as volume_flush()) and close.  Returns 0, or the
+ * error of that last flush (the volume is closed either way).
+ */
+int volume_close(struct volume *vol);
 
 const struct thinmap_sb *volume_sb(const struct volume *vol);
 
@@ -44,6 +63,8 @@ struct volume_stat {
 	uint64_t free;		/* capacity - allocated */
 	uint64_t extents;	/* extents in the map */
 	uint64_t free_extents;	/* free-space extents over all AGs */
+	uint64_t cache_bytes;	/* memory of the page cache's folios */
+	uint64_t dirty_bytes;	/* dirty blocks in the page cache */
 };
 
 /* Fill @st.  Takes the map lock shared. */
@@ -56,5 +77,65 @@ void volume_stat(struct volume *vol, struct volume_stat *st);
  */
 int volume_map(struct volume *vol,
 	       int (*fn)(void *arg, const struct extent *ext), void *arg);
+
+/*
+ * I/O.  Offsets and counts are bytes, at any alignment; [offset, offset +
+ * count) must lie inside the volume (-EINVAL otherwise), count > 0.  Any
+ * number of threads may call these at once.  Errors: -EINVAL, -EROFS (a
+ * read-only open), -ENOSPC (no space to back a write), -EIO, -ENOMEM.
+ */
+#define VOLUME_FUA 0x1		/* durable on return (pwrite, zero, trim) */
+#define VOLUME_MAY_TRIM 0x2	/* zero: punch whole blocks (no NO_HOLE) */
+
+/* Read: holes and unwritten blocks read as zeros, without I/O. */
+int volume_pread(struct volume *vol, void *buf, uint64_t count,
+		 uint64_t offset);
+
+/*
+ * Write into the page cache, reserving space for holes (delalloc): once
+ * this returns 0 the write can always be written back.
+ */
+int volume_pwrite(struct volume *vol, const void *buf, uint64_t count,
+		  uint64_t offset, unsigned int flags);
+
+/*
+ * NBD write zeroes: whole blocks become holes (VOLUME_MAY_TRIM) or
+ * UNWRITTEN, allocated and reading zeros; partial blocks are zeroed in the
+ * page cache.  Metadata only, so it is always fast.
+ */
+int volume_zero(struct volume *vol, uint64_t count, uint64_t offset,
+		unsigned int flags);
+
+/*
+ * NBD trim: whole blocks become holes and their space is freed; partial
+ * blocks at the edges are left as they are.
+ */
+int volume_trim(struct volume *vol, uint64_t count, uint64_t offset,
+		unsigned int flags);
+
+/*
+ * NBD flush: every write completed before the call is durable on return
+ * (data written back and synced, then the metadata committed with sync).
+ * Returns the first writeback error since the last flush, if any.
+ */
+int volume_flush(struct volume *vol);
+
+/* What volume_extents() reports of a run, as NBD block status flags. */
+#define VOLUME_EXTENT_HOLE 0x1	/* NBD_STATE_HOLE: not allocated */
+#define VOLUME_EXTENT_ZERO 0x2	/* NBD_STATE_ZERO: reads as zeros */
+
+/*
+ * NBD block status: call @fn for each run of [offset, offset + count)
+ * with one state (adjacent extents with the same flags merged), in order,
+ * covering the range.  Stops at the first nonzero return of @fn and
+ * returns it.
+ */
+int volume_extents(struct volume *vol, uint64_t count, uint64_t offset,
+		   int (*fn)(void *arg, uint64_t offset, uint64_t length,
+			     uint32_t flags),
+		   void *arg);
+
+/* NBD cache: read the range into the page cache. */
+int volume_cache(struct volume *vol, uint64_t count, uint64_t offset);
 
 #endif

@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The page cache: folios of the volume's data, each a power of two of
+ * blocks, with per-block uptodate and dirty bitmaps, as the kernel's
+ * struct iomap_folio_state (seed 000) keeps them: a write of whole blocks
+ * never reads, and writeback writes only dirty blocks.
+ *
+ * The cache has a hard size.  Clean folios that nobody holds sit on an
+ * LRU list and are reused oldest first; dirty folios sit on the dirty list
+ * and can go only after writeback has cleaned them: when every folio is
+ * dirty or held, folio_get() fails with -EAGAIN and the caller writes back
+ * and tries again.
+ *
+ * Locking: the cache's lock (innermost) protects the index, the lists,
+ * reference counts and counters; a folio's lock protects its data and
+ * bitmaps.  Take a folio's lock while holding a reference, never while
+ * holding the cache's lock; hold at most one folio lock, except writeback,
+ * which takes them in ascending index order.
+ */
+#ifndef THINMAP_PAGECACHE_H
+#define THINMAP_PAGECACHE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define FOLIO_MAX_BLOCKS 256
+#define FOLIO_WORDS (FOLIO_MAX_BLOCKS / 64)
+
+struct folio {
+	uint64_t index;			/* position >> page_shift */
+	pthread_mutex_t lock;		/* data and bitmaps */
+	unsigned char *data;		/* page_size bytes, 4 KiB aligned */
+	uint64_t uptodate[FOLIO_WORDS];	/* block holds the volume's data */
+	uint64_t dirty[FOLIO_WORDS];	/* block must be written back */
+	unsigned int wb_refs;		/* writeback's, under the lock */
+	/* The cache's, under its lock: */
+	unsigned int refcount;
+	unsigned char list;		/* which list: FOLIO_LIST_* */
+	struct folio *hnext;		/* hash chain */
+	struct folio *prev, *next;	/* on the LRU or the dirty list */
+};
+
+struct folio_list {
+	struct folio head;		/* a sentinel */
+	size_t count;
+};
+
+struct pagecache {
+	pthread_mutex_t lock;
+	unsigned int page_shift, block_shift, blocks;	/* blocks per folio */
+	size_t max_folios, nr_folios;
+	struct folio **hash;
+	size_t hash_mask;
+	struct folio_list lru;		/* clean, unreferenced: oldest first */
+	struct folio_list dirty;	/* with dirty blocks */
+	struct folio_list free;		/* empty, out of the index */
+	uint64_t dirty_blocks;
+	uint64_t dirty_limit;		/* blocks: writers write back above */
+	uint64_t ra_next;		/* where a sequential read goes next */
+	/*
+	 * Write back dirty folios, for a writer over the dirty limit or a
+	 * folio_get() that found every folio dirty.  Called with no folio
+	 * lock held.  Returns 0 or a negative errno.
+	 */
+	int (*writeback)(void *owner);
+	void *owner;
+};
+
+/*
+ * Set up a cache of at most @cache_size bytes of folios of @page_size
+ * bytes (a power of two, @block_size .. 256 blocks) holding blocks of
+ * @block_size bytes, whose writers write back through @writeback(@owner)
+ * when more than @dirty_limit bytes are dirty.  Returns 0, -EINVAL for
+ * bad sizes (message set), or -ENOMEM.
+ */
+int pagecache_init(struct pagecache *pc, uint64_t cache_size,
+		   uint32_t page_size, uint32_t block_size,
+		   uint64_t dirty_limit, int (*writeback)(void *owner),
+		   void *owner);
+
+/* Free every folio; none may be held. */
+void pagecache_destroy(struct pagecache *pc);
+
+/*
+ * The folio for @index, held (a reference), created empty (nothing
+ * uptodate) if it is not cached and @create.  When every folio is dirty
+ * or held it calls ->writeback and tries again.  Returns 0 and sets
+ * *@foliop; -ENOENT if absent and !@create; -EAGAIN if writeback freed
+ * nothing; its error if writeback failed; -ENOMEM.  No folio lock may be
+ * held by the caller when @create.
+ */
+int folio_get(struct pagecache *pc, uint64_t index, bool create,
+	      struct folio **foliop);
+
+/* Drop a reference taken by folio_get(). */
+void folio_put(struct pagecache *pc, struct folio *folio);
+
+/*
+ * Mark blocks [@first, @first + @n) of @folio uptodate and dirty.  The
+ * caller holds the folio's lock.
+ */
+void folio_mark_dirty(struct pagecache *pc, struct folio *folio,
+		      unsigned int first, unsigned int n);
+
+/*
+ * Clear the dirty bits of blocks [@first, @first + @n) (writeback took
+ * them, or they were invalidated).  The caller holds the folio's lock.
+ */
+void folio_clear_dirty(struct pagecache *pc, struct folio *folio,
+		       unsigned int first, unsigned int n);
+
+/*
+ * Forget blocks [@first, @first + @n): neither uptodate nor dirty.  The
+ * caller holds the folio's lock.
+ */
+void folio_invalidate(struct pagecache *pc, struct folio *folio,
+		      unsigned int first, unsigned int n);
+
+/*
+ * Fill @out with the indices of the dirty folios in [@start, @end), in
+ * ascending order, and return how many; @out has room for max_folios.
+ * A snapshot: folios may be cleaned or dirtied afterwards.
+ */
+size_t pagecache_dirty_indices(struct pagecache *pc, uint64_t start,
+			       uint64_t end, uint64_t *out);
+
+/*
+ * balance_dirty_pages(): if dirty data is over the limit, write back.
+ * Returns 0 or writeback's error.  No folio lock may be held.
+ */
+int pagecache_balance_dirty(struct pagecache *pc);
+
+/*
+ * Does the cache hold data (an uptodate block) for any of the blocks
+ * [@first, @end)?  Takes folio locks: the caller holds none.
+ */
+bool pagecache_has_data(struct pagecache *pc, uint64_t first, uint64_t end);
+
+/* Counters, in bytes. */
+uint64_t pagecache_dirty_bytes(struct pagecache *pc);
+uint64_t pagecache_bytes(struct pagecache *pc);
+
+/* Bitmap helpers on a folio's uptodate or dirty map; bits are blocks. */
+static inline bool block_test(const uint64_t *map, unsigned int bit)
+{
+	return map[bit / 64] >> (bit % 64) & 1;
+}
+
+/*
+ * The first bit in [@from, @end) that is @set (true: 1, false: 0), or
+ * @end if none.
+ */
+unsigned int block_find(const uint64_t *map, unsigned int from,
+			unsigned int end, bool set);
+
+void blocks_set(uint64_t *map, unsigned int first, unsigned int n);
+void blocks_clear(uint64_t *map, unsigned int first, unsigned int n);
+
+#endif

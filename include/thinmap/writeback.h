@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Writeback: dirty folios to the AG files, in logical order, merged into
+ * large ioends (seed 004: iomap_writepages, iomap_writepage_map,
+ * ->map_blocks, iomap_add_to_ioend, ->submit_ioend, completion).
+ *
+ * The generic part here walks the dirty folios and builds ioends; the
+ * volume's writeback ops map blocks (turning delalloc into real blocks)
+ * and learn of each finished ioend, to record its mapping.  An ioend
+ * grows while the logical and physical ranges stay contiguous and the type
+ * is the same, up to IOEND_MAX_BYTES.
+ *
+ * Today an ioend is written synchronously as soon as it is complete, and
+ * its folios stay locked until then (so writers wait: no block changes
+ * while it is written).  One writeback runs at a time: the caller
+ * serializes iomap_writepages() calls.
+ */
+#ifndef THINMAP_WRITEBACK_H
+#define THINMAP_WRITEBACK_H
+
+#include <stdint.h>
+
+#include "thinmap/backing.h"
+#include "thinmap/iomap.h"
+#include "thinmap/pagecache.h"
+
+#define IOEND_MAX_BYTES (UINT64_C(4) << 20)
+
+/* A run of blocks of one folio in an ioend. */
+struct ioend_seg {
+	struct folio *folio;
+	unsigned int first, n;		/* blocks */
+};
+
+struct ioend {
+	uint64_t offset;		/* logical start, bytes */
+	uint64_t size;			/* bytes */
+	uint32_t ag;
+	uint64_t addr;			/* start in the AG file, bytes */
+	uint16_t type;			/* IOMAP_MAPPED or IOMAP_UNWRITTEN */
+	int error;			/* of the write: 0 or -errno */
+	int nr_segs;
+	struct ioend_seg segs[BACKING_IOV_MAX];
+};
+
+struct writepage_ctx;
+
+struct iomap_writeback_ops {
+	/*
+	 * Map the dirty range [@pos, @pos + @len) from @pos on into
+	 * wpc->iomap (the cached mapping may still be good: the volume
+	 * checks), allocating delalloc blocks.  0 or -errno.
+	 */
+	int (*map_blocks)(struct writepage_ctx *wpc, uint64_t pos,
+			  uint64_t len);
+	/*
+	 * @ioend was written (ioend->error 0) or failed; its folios are
+	 * still locked.  On failure the blocks are dirtied again after
+	 * this returns.
+	 */
+	void (*end_io)(struct writepage_ctx *wpc, struct ioend *ioend);
+};
+
+struct writepage_ctx {
+	const struct iomap_writeback_ops *ops;
+	struct volume *vol;
+	struct pagecache *cache;
+	struct backing *backing;
+	struct iomap iomap;		/* the last mapping from map_blocks */
+	uint64_t seq;			/* the volume's, for iomap */
+	struct ioend ioend;		/* the one being built */
+	uint64_t *indices;		/* room for cache->max_folios */
+	int error;			/* the first error of this pass */
+};
+
+/*
+ * Write back the dirty folios of [@start, @end) (bytes).  Returns 0, or
+ * the first error of a write or of map_blocks (the blocks concerned stay
+ * dirty).  The caller holds no folio lock.
+ */
+int iomap_writepages(struct writepage_ctx *wpc, uint64_t start,
+		     uint64_t end);
+
+#endif

@@ -1,0 +1,511 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The page cache (see pagecache.h): a hash of folios by index, an LRU of
+ * clean unreferenced folios, and a list of dirty ones.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "thinmap/error.h"
+#include "thinmap/pagecache.h"
+
+enum {
+	FOLIO_LIST_NONE,	/* held, clean */
+	FOLIO_LIST_LRU,		/* unreferenced, clean */
+	FOLIO_LIST_DIRTY,	/* has dirty blocks */
+	FOLIO_LIST_FREE,	/* unreferenced, empty, not in the index */
+};
+
+/* ---- bitmaps ---- */
+
+unsigned int block_find(const uint64_t *map, unsigned int from,
+			unsigned int end, bool set)
+{
+	while (from < end) {
+		uint64_t word = set ? map[from / 64] : ~map[from / 64];
+
+		word &= ~UINT64_C(0) << (from % 64);
+		if (word) {
+			from = (from & ~63u) + (unsigned int)__builtin_ctzll(word);
+			return from < end ? from : end;
+		}
+		from = (from | 63) + 1;
+	}
+	return end;
+}
+
+/* The bits of [@first, @end) that fall in word @w of a bitmap. */
+static uint64_t word_mask(unsigned int w, unsigned int first, unsigned int end)
+{
+	unsigned int lo = first > w * 64 ? first - w * 64 : 0;
+	unsigned int hi = end < (w + 1) * 64 ? end - w * 64 : 64;
+
+	if (lo >= hi)
+		return 0;
+	return (hi == 64 ? ~UINT64_C(0) : (UINT64_C(1) << hi) - 1) &
+	       ~((UINT64_C(1) << lo) - 1);
+}
+
+void blocks_set(uint64_t *map, unsigned int first, unsigned int n)
+{
+	unsigned int w;
+
+	for (w = first / 64; w * 64 < first + n; w++)
+		map[w] |= word_mask(w, first, first + n);
+}
+
+void blocks_clear(uint64_t *map, unsigned int first, unsigned int n)
+{
+	unsigned int w;
+
+	for (w = first / 64; w * 64 < first + n; w++)
+		map[w] &= ~word_mask(w, first, first + n);
+}
+
+static unsigned int blocks_count(const uint64_t *map, unsigned int first,
+				 unsigned int n)
+{
+	unsigned int w, count = 0;
+
+	for (w = first / 64; w * 64 < first + n; w++)
+		count += (unsigned int)__builtin_popcountll(
+			map[w] & word_mask(w, first, first + n));
+	return count;
+}
+
+/* ---- lists, under the cache's lock ---- */
+
+static void list_init(struct folio_list *l)
+{
+	l->head.prev = l->head.next = &l->head;
+	l->count = 0;
+}
+
+static struct folio_list *list_of(struct pagecache *pc, unsigned char which)
+{
+	switch (which) {
+	case FOLIO_LIST_LRU:
+		return &pc->lru;
+	case FOLIO_LIST_DIRTY:
+		return &pc->dirty;
+	default:
+		return &pc->free;
+	}
+}
+
+static void list_del(struct pagecache *pc, struct folio *folio)
+{
+	if (folio->list == FOLIO_LIST_NONE)
+		return;
+	folio->prev->next = folio->next;
+	folio->next->prev = folio->prev;
+	list_of(pc, folio->list)->count--;
+	folio->list = FOLIO_LIST_NONE;
+}
+
+/* Move @folio to the tail of list @which (its youngest end). */
+static void list_move_tail(struct pagecache *pc, struct folio *folio,
+			   unsigned char which)
+{
+	struct folio_list *l = list_of(pc, which);
+
+	list_del(pc, folio);
+	folio->prev = l->head.prev;
+	folio->next = &l->head;
+	l->head.prev->next = folio;
+	l->head.prev = folio;
+	l->count++;
+	folio->list = which;
+}
+
+/* ---- the index ---- */
+
+static size_t hash_slot(const struct pagecache *pc, uint64_t index)
+{
+	return (size_t)((index * UINT64_C(0x9e3779b97f4a7c15)) >> 20) &
+	       pc->hash_mask;
+}
+
+static struct folio *hash_find(const struct pagecache *pc, uint64_t index)
+{
+	struct folio *f = pc->hash[hash_slot(pc, index)];
+
+	while (f && f->index != index)
+		f = f->hnext;
+	return f;
+}
+
+static void hash_add(struct pagecache *pc, struct folio *folio)
+{
+	struct folio **slot = &pc->hash[hash_slot(pc, folio->index)];
+
+	folio->hnext = *slot;
+	*slot = folio;
+}
+
+static void hash_del(struct pagecache *pc, struct folio *folio)
+{
+	struct folio **p = &pc->hash[hash_slot(pc, folio->index)];
+
+	while (*p != folio)
+		p = &(*p)->hnext;
+	*p = folio->hnext;
+}
+
+/* ---- folios ---- */
+
+static struct folio *folio_alloc(struct pagecache *pc)
+{
+	struct folio *folio = calloc(1, sizeof *folio);
+
+	if (!folio)
+		return NULL;
+	folio->data = aligned_alloc(4096, (size_t)1 << pc->page_shift);
+	if (!folio->data) {
+		free(folio);
+		return NULL;
+	}
+	pthread_mutex_init(&folio->lock, NULL);
+	pc->nr_folios++;
+	return folio;
+}
+
+static void folio_free(struct folio *folio)
+{
+	pthread_mutex_destroy(&folio->lock);
+	free(folio->data);
+	free(folio);
+}
+
+/*
+ * A folio to hold a new index: an empty one, a new one while under the
+ * limit, else the oldest clean unreferenced one, taken out of the index.
+ * NULL with *@err set when there is none.
+ */
+static struct folio *folio_reclaim(struct pagecache *pc, int *err)
+{
+	struct folio *folio;
+
+	if (pc->free.count > 0) {
+		folio = pc->free.head.next;
+		list_del(pc, folio);
+		*err = 0;
+		return folio;
+	}
+	if (pc->nr_folios < pc->max_folios) {
+		folio = folio_alloc(pc);
+		*err = folio ? 0 : -ENOMEM;
+		return folio;
+	}
+	if (pc->lru.count == 0) {
+		*err = -EAGAIN;
+		return NULL;
+	}
+	folio = pc->lru.head.next;
+	list_del(pc, folio);
+	hash_del(pc, folio);
+	memset(folio->uptodate, 0, sizeof folio->uptodate);
+	assert(block_find(folio->dirty, 0, pc->blocks, true) == pc->blocks);
+	return folio;
+}
+
+/* One try of folio_get(): -EAGAIN when every folio is dirty or held. */
+static int folio_get_once(struct pagecache *pc, uint64_t index, bool create,
+			  struct folio **foliop)
+{
+	struct folio *folio;
+	int err = 0;
+
+	pthread_mutex_lock(&pc->lock);
+	folio = hash_find(pc, index);
+	if (folio) {
+		if (folio->list == FOLIO_LIST_LRU)
+			list_del(pc, folio);
+	} else if (!create) {
+		err = -ENOENT;
+	} else {
+		folio = folio_reclaim(pc, &err);
+		if (folio) {
+			folio->index = index;
+			hash_add(pc, folio);
+		}
+	}
+	if (folio)
+		folio->refcount++;
+	pthread_mutex_unlock(&pc->lock);
+	*foliop = folio;
+	return err;
+}
+
+/* Most writeback passes a folio_get() makes before it gives up. */
+#define FOLIO_GET_TRIES 8
+
+int folio_get(struct pagecache *pc, uint64_t index, bool create,
+	      struct folio **foliop)
+{
+	int err, tries = 0;
+
+	while ((err = folio_get_once(pc, index, create, foliop)) == -EAGAIN &&
+	       tries++ < FOLIO_GET_TRIES) {
+		int wb = pc->writeback(pc->owner);
+
+		if (wb)
+			return wb;
+	}
+	return err;
+}
+
+int pagecache_balance_dirty(struct pagecache *pc)
+{
+	bool over;
+
+	pthread_mutex_lock(&pc->lock);
+	over = pc->dirty_blocks > pc->dirty_limit;
+	pthread_mutex_unlock(&pc->lock);
+	return over ? pc->writeback(pc->owner) : 0;
+}
+
+/*
+ * Nobody holds @folio any more: keep it on the LRU, or forget it if it
+ * holds nothing (invalidated), so that the index only has folios with data.
+ * Its bits are stable here: changing them takes a reference.
+ */
+static void folio_unused(struct pagecache *pc, struct folio *folio)
+{
+	if (block_find(folio->uptodate, 0, pc->blocks, true) < pc->blocks) {
+		list_move_tail(pc, folio, FOLIO_LIST_LRU);
+		return;
+	}
+	hash_del(pc, folio);
+	list_move_tail(pc, folio, FOLIO_LIST_FREE);
+}
+
+void folio_put(struct pagecache *pc, struct folio *folio)
+{
+	pthread_mutex_lock(&pc->lock);
+	assert(folio->refcount > 0);
+	if (--folio->refcount == 0 && folio->list == FOLIO_LIST_NONE)
+		folio_unused(pc, folio);
+	pthread_mutex_unlock(&pc->lock);
+}
+
+/* Account @delta dirty blocks of @folio and put it on the right list. */
+static void dirty_account(struct pagecache *pc, struct folio *folio,
+			  int64_t delta)
+{
+	bool dirty = block_find(folio->dirty, 0, pc->blocks, true) <
+		     pc->blocks;
+
+	if (delta == 0)
+		return;
+	pthread_mutex_lock(&pc->lock);
+	pc->dirty_blocks += (uint64_t)delta;
+	if (dirty && folio->list != FOLIO_LIST_DIRTY)
+		list_move_tail(pc, folio, FOLIO_LIST_DIRTY);
+	else if (!dirty && folio->list == FOLIO_LIST_DIRTY)
+		list_del(pc, folio);	/* held: folio_put() files it */
+	pthread_mutex_unlock(&pc->lock);
+}
+
+void folio_mark_dirty(struct pagecache *pc, struct folio *folio,
+		      unsigned int first, unsigned int n)
+{
+	unsigned int was = blocks_count(folio->dirty, first, n);
+
+	blocks_set(folio->uptodate, first, n);
+	blocks_set(folio->dirty, first, n);
+	dirty_account(pc, folio, (int64_t)n - was);
+}
+
+void folio_clear_dirty(struct pagecache *pc, struct folio *folio,
+		       unsigned int first, unsigned int n)
+{
+	unsigned int was = blocks_count(folio->dirty, first, n);
+
+	blocks_clear(folio->dirty, first, n);
+	dirty_account(pc, folio, -(int64_t)was);
+}
+
+void folio_invalidate(struct pagecache *pc, struct folio *folio,
+		      unsigned int first, unsigned int n)
+{
+	blocks_clear(folio->uptodate, first, n);
+	folio_clear_dirty(pc, folio, first, n);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+size_t pagecache_dirty_indices(struct pagecache *pc, uint64_t start,
+			       uint64_t end, uint64_t *out)
+{
+	struct folio *f;
+	size_t n = 0;
+
+	pthread_mutex_lock(&pc->lock);
+	for (f = pc->dirty.head.next; f != &pc->dirty.head; f = f->next)
+		if (f->index >= start && f->index < end)
+			out[n++] = f->index;
+	pthread_mutex_unlock(&pc->lock);
+	if (n > 1)
+		qsort(out, n, sizeof *out, cmp_u64);
+	return n;
+}
+
+/* Does the cached folio @index have an uptodate block in [@first, @end)? */
+static bool folio_has_data(struct pagecache *pc, uint64_t index,
+			   unsigned int first, unsigned int end)
+{
+	struct folio *folio;
+	bool data;
+
+	if (folio_get(pc, index, false, &folio) != 0)
+		return false;
+	pthread_mutex_lock(&folio->lock);
+	data = block_find(folio->uptodate, first, end, true) < end;
+	pthread_mutex_unlock(&folio->lock);
+	folio_put(pc, folio);
+	return data;
+}
+
+/*
+ * Collect into @out the cached folio indices in [@start, @end), sorted;
+ * returns how many.  @out has room for max_folios.
+ */
+static size_t cached_indices(struct pagecache *pc, uint64_t start,
+			     uint64_t end, uint64_t *out)
+{
+	size_t i, n = 0;
+
+	pthread_mutex_lock(&pc->lock);
+	for (i = 0; i <= pc->hash_mask; i++) {
+		struct folio *f;
+
+		for (f = pc->hash[i]; f; f = f->hnext)
+			if (f->index >= start && f->index < end)
+				out[n++] = f->index;
+	}
+	pthread_mutex_unlock(&pc->lock);
+	return n;
+}
+
+bool pagecache_has_data(struct pagecache *pc, uint64_t first, uint64_t end)
+{
+	uint64_t start = first / pc->blocks, stop = (end - 1) / pc->blocks + 1;
+	uint64_t *idx = NULL, i, n;
+	bool data = false;
+
+	if (stop - start > pc->max_folios) {	/* walk the cache instead */
+		idx = malloc(pc->max_folios * sizeof *idx);
+		if (!idx)
+			return true;	/* "may have data": always safe */
+		n = cached_indices(pc, start, stop, idx);
+	} else {
+		n = stop - start;
+	}
+	for (i = 0; i < n && !data; i++) {
+		uint64_t index = idx ? idx[i] : start + i;
+		uint64_t b = index * pc->blocks;
+
+		data = folio_has_data(pc, index,
+				      (unsigned int)(first > b ? first - b : 0),
+				      (unsigned int)(end - b < pc->blocks
+							     ? end - b
+							     : pc->blocks));
+	}
+	free(idx);
+	return data;
+}
+
+uint64_t pagecache_dirty_bytes(struct pagecache *pc)
+{
+	uint64_t blocks;
+
+	pthread_mutex_lock(&pc->lock);
+	blocks = pc->dirty_blocks;
+	pthread_mutex_unlock(&pc->lock);
+	return blocks << pc->block_shift;
+}
+
+uint64_t pagecache_bytes(struct pagecache *pc)
+{
+	size_t n;
+
+	pthread_mutex_lock(&pc->lock);
+	n = pc->nr_folios;
+	pthread_mutex_unlock(&pc->lock);
+	return (uint64_t)n << pc->page_shift;
+}
+
+static unsigned int log2_exact(uint64_t v)
+{
+	return v ? (unsigned int)__builtin_ctzll(v) : 0;
+}
+
+int pagecache_init(struct pagecache *pc, uint64_t cache_size,
+		   uint32_t page_size, uint32_t block_size,
+		   uint64_t dirty_limit, int (*writeback)(void *owner),
+		   void *owner)
+{
+	size_t buckets = 16;
+
+	memset(pc, 0, sizeof *pc);
+	if ((page_size & (page_size - 1)) || page_size < block_size ||
+	    page_size / block_size > FOLIO_MAX_BLOCKS ||
+	    cache_size < page_size) {
+		tm_set_error("page-size %u must be a power of two from the "
+			     "block size (%u) to 256 blocks, and no larger "
+			     "than cache-size", page_size, block_size);
+		return -EINVAL;
+	}
+	pc->page_shift = log2_exact(page_size);
+	pc->block_shift = log2_exact(block_size);
+	pc->blocks = page_size / block_size;
+	pc->max_folios = cache_size / page_size;
+	pc->dirty_limit = dirty_limit / block_size;
+	pc->writeback = writeback;
+	pc->owner = owner;
+	while (buckets < 2 * pc->max_folios)
+		buckets *= 2;
+	pc->hash = calloc(buckets, sizeof *pc->hash);
+	if (!pc->hash)
+		return -ENOMEM;
+	pc->hash_mask = buckets - 1;
+	pthread_mutex_init(&pc->lock, NULL);
+	list_init(&pc->lru);
+	list_init(&pc->dirty);
+	list_init(&pc->free);
+	return 0;
+}
+
+void pagecache_destroy(struct pagecache *pc)
+{
+	size_t i;
+
+	if (!pc->hash)
+		return;
+	for (i = 0; i <= pc->hash_mask; i++) {
+		while (pc->hash[i]) {
+			struct folio *f = pc->hash[i];
+
+			pc->hash[i] = f->hnext;
+			assert(f->refcount == 0);
+			folio_free(f);
+		}
+	}
+	while (pc->free.count > 0) {
+		struct folio *f = pc->free.head.next;
+
+		list_del(pc, f);
+		folio_free(f);
+	}
+	free(pc->hash);
+	pthread_mutex_destroy(&pc->lock);
+	memset(pc, 0, sizeof *pc);
+}

@@ -1,0 +1,457 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The volume's I/O entry points (see volume.h): one per NBD command, each
+ * an iomap iteration with the right actor, or a change of whole blocks'
+ * mappings (zero, trim) under the exclusive invalidate lock.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "thinmap/buffered-io.h"
+#include "thinmap/error.h"
+#include "volume-impl.h"
+
+typedef int64_t (*actor_t)(struct iomap_iter *iter, void *buf);
+
+static int check_range(struct volume *vol, uint64_t count, uint64_t offset,
+		       bool write)
+{
+	if (write && (vol->flags & VOLUME_RDONLY))
+		return -EROFS;
+	if (count == 0 || offset > vol->sb.size ||
+	    count > vol->sb.size - offset) {
+		tm_set_error("%s: request of %" PRIu64 " bytes at %" PRIu64
+			     " is outside the volume (%" PRIu64 " bytes)",
+			     vol->dir, count, offset, vol->sb.size);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * Run @actor over [@pos, @pos + @len) with mappings for @flags; @buf
+ * corresponds to @pos.  Returns 0 or a negative errno.
+ */
+static int iterate(struct volume *vol, uint64_t pos, uint64_t len,
+		   unsigned int flags, actor_t actor, void *buf)
+{
+	struct iomap_iter iter = {
+		.vol = vol,
+		.cache = &vol->cache,
+		.backing = &vol->backing,
+		.pos = pos,
+		.len = len,
+		.flags = flags,
+	};
+	unsigned char *b = buf;
+	int ret;
+
+	while ((ret = iomap_iter(&iter, &volume_iomap_ops)) > 0)
+		iter.processed = actor(&iter, b ? b + (iter.pos - pos) : NULL);
+	return ret;
+}
+
+static int64_t read_actor(struct iomap_iter *iter, void *buf)
+{
+	return iomap_read_iter(iter, buf);
+}
+
+static int64_t write_actor(struct iomap_iter *iter, void *buf)
+{
+	return iomap_write_iter(iter, buf);
+}
+
+static int64_t zero_actor(struct iomap_iter *iter, void *buf)
+{
+	return iomap_zero_iter(iter);
+}
+
+int volume_pread(struct volume *vol, void *buf, uint64_t count,
+		 uint64_t offset)
+{
+	int err = check_range(vol, count, offset, false);
+
+	if (err)
+		return err;
+	pthread_rwlock_rdlock(&vol->invalidate_lock);
+	err = iterate(vol, offset, count, 0, read_actor, buf);
+	pthread_rwlock_unlock(&vol->invalidate_lock);
+	return err;
+}
+
+int volume_cache(struct volume *vol, uint64_t count, uint64_t offset)
+{
+	return volume_pread(vol, NULL, count, offset);
+}
+
+/* The whole blocks [*first, *end) inside [offset, offset + count). */
+static void whole_blocks(const struct volume *vol, uint64_t count,
+			 uint64_t offset, uint64_t *first, uint64_t *end)
+{
+	uint64_t bmask = ((uint64_t)1 << vol->blkbits) - 1;
+
+	*first = (offset + bmask) >> vol->blkbits;
+	*end = (offset + count) >> vol->blkbits;
+}
+
+/* After a failed write: give back what it reserved and did not use. */
+static void write_failed(struct volume *vol, uint64_t count, uint64_t offset)
+{
+	uint64_t bmask = ((uint64_t)1 << vol->blkbits) - 1;
+	uint64_t first = offset >> vol->blkbits;
+	uint64_t end = (offset + count + bmask) >> vol->blkbits;
+
+	pthread_rwlock_wrlock(&vol->invalidate_lock);
+	volume_punch_delalloc(vol, first, end - first);
+	pthread_rwlock_unlock(&vol->invalidate_lock);
+}
+
+int volume_pwrite(struct volume *vol, const void *buf, uint64_t count,
+		  uint64_t offset, unsigned int flags)
+{
+	int err = check_range(vol, count, offset, true);
+	bool retried = false;
+
+	if (err)
+		return err;
+	for (;;) {
+		pthread_rwlock_rdlock(&vol->invalidate_lock);
+		err = iterate(vol, offset, count, IOMAP_WRITE, write_actor,
+			      (void *)buf);
+		pthread_rwlock_unlock(&vol->invalidate_lock);
+		if (err != -ENOSPC || retried)
+			break;
+		/* Space may come back once writeback has settled: retry once. */
+		retried = true;
+		volume_writeback(vol, false);
+	}
+	if (err) {
+		write_failed(vol, count, offset);
+		return err;
+	}
+	pagecache_balance_dirty(&vol->cache);	/* errors go to flush */
+	return flags & VOLUME_FUA ? volume_flush(vol) : 0;
+}
+
+/* ---- whole blocks: trim and zero ---- */
+
+/* Forget the cached blocks [@lblk, @lblk + @n): they change under it. */
+static void invalidate_blocks(struct volume *vol, uint64_t lblk, uint64_t n)
+{
+	struct pagecache *pc = &vol->cache;
+	unsigned int per = pc->blocks;
+	uint64_t b = lblk, end = lblk + n;
+
+	while (b < end) {
+		unsigned int first = (unsigned int)(b % per);
+		unsigned int last = end - b < per - first
+					    ? first + (unsigned int)(end - b)
+					    : per;
+		struct folio *folio;
+
+		if (folio_get(pc, b / per, false, &folio) == 0) {
+			pthread_mutex_lock(&folio->lock);
+			folio_invalidate(pc, folio, first, last - first);
+			pthread_mutex_unlock(&folio->lock);
+			folio_put(pc, folio);
+		}
+		b += last - first;
+	}
+}
+
+static int collect_extent(void *arg, const struct extent *ext)
+{
+	return extent_vec_push(arg, ext);
+}
+
+/*
+ * Trim the blocks [@lblk, @lblk + @n): drop their reservations and
+ * mappings, commit, and only then free their space (free after unmap).
+ * The caller holds invalidate_lock exclusive.
+ */
+static int punch_blocks(struct volume *vol, uint64_t lblk, uint64_t n,
+			bool sync)
+{
+	struct extent_vec gone = { 0 };
+	struct meta_txn *txn;
+	uint64_t delalloc = 0;
+	size_t i;
+	int err;
+
+	invalidate_blocks(vol, lblk, n);
+	pthread_mutex_lock(&vol->meta_lock);
+	err = volume_record_written(vol, false);
+	if (!err)
+		err = meta_txn_begin(vol->meta, &txn);
+	if (err)
+		goto out;
+	err = meta_txn_unmap(txn, lblk, n);
+	if (!err)
+		err = meta_txn_commit(txn, sync);
+	else
+		meta_txn_abort(txn);
+	if (err)
+		goto out;
+	pthread_rwlock_wrlock(&vol->map_lock);
+	err = emap_iterate(&vol->map, lblk, n, collect_extent, &gone);
+	if (!err)
+		err = emap_remove(&vol->map, lblk, n);
+	pthread_rwlock_unlock(&vol->map_lock);
+	for (i = 0; i < gone.n && !err; i++) {
+		const struct extent *e = &gone.v[i];
+
+		if (e->state == EXT_DELALLOC) {
+			delalloc += e->len;
+			continue;
+		}
+		err = alloc_free(&vol->alloc, e->pblk, (uint32_t)e->len);
+		if (!err)
+			backing_discard(&vol->backing, PBLK_AG(e->pblk),
+					(uint64_t)PBLK_AGBNO(e->pblk)
+						<< vol->blkbits,
+					e->len << vol->blkbits);
+	}
+	alloc_unreserve(&vol->alloc, delalloc);
+out:
+	pthread_mutex_unlock(&vol->meta_lock);
+	extent_vec_free(&gone);
+	return err;
+}
+
+/*
+ * Give the part of @ext (a run of the map) that has no blocks real ones,
+ * UNWRITTEN; make MAPPED blocks UNWRITTEN.  The caller holds map_lock
+ * exclusive.  Returns 0, -ENOSPC when a hole cannot be backed, -ENOMEM.
+ */
+static int make_unwritten(struct volume *vol, const struct extent *ext)
+{
+	struct extent u = *ext;
+	uint32_t got;
+	int err;
+
+	u.state = EXT_UNWRITTEN;
+	if (ext->state == EXT_MAPPED)
+		return emap_set(&vol->map, &u);
+	if (ext->state == EXT_UNWRITTEN)
+		return 0;
+	err = alloc_extent(&vol->alloc,
+			   alloc_home_hint(&vol->alloc, ext->lblk,
+					   vol->nr_blocks),
+			   (uint32_t)(ext->len < AG_MAX_BLOCKS ? ext->len
+							       : AG_MAX_BLOCKS),
+			   ext->state == EXT_DELALLOC, &u.pblk, &got);
+	if (err)
+		return err;
+	u.len = got;
+	return emap_set(&vol->map, &u);
+}
+
+/* Make [@lblk, @lblk + @n) UNWRITTEN in the map; see make_unwritten(). */
+static int map_unwritten(struct volume *vol, uint64_t lblk, uint64_t n)
+{
+	uint64_t b = lblk, end = lblk + n;
+	struct extent ext;
+	int err = 0;
+
+	pthread_rwlock_wrlock(&vol->map_lock);
+	while (!err && b < end) {
+		emap_lookup(&vol->map, b, &ext);
+		extent_clip(&ext, b, end);
+		err = make_unwritten(vol, &ext);
+		emap_lookup(&vol->map, b, &ext);
+		b = err ? b : extent_end(&ext);
+	}
+	pthread_rwlock_unlock(&vol->map_lock);
+	return err;
+}
+
+/*
+ * Zero the blocks [@lblk, @lblk + @n) keeping them allocated (NBD's
+ * NO_HOLE): every block becomes UNWRITTEN, and the change is committed.
+ * The caller holds invalidate_lock exclusive.
+ */
+static int unwrite_blocks(struct volume *vol, uint64_t lblk, uint64_t n,
+			  bool sync)
+{
+	struct extent_vec now = { 0 };
+	struct meta_txn *txn;
+	size_t i;
+	int err, map_err;
+
+	invalidate_blocks(vol, lblk, n);
+	pthread_mutex_lock(&vol->meta_lock);
+	err = volume_record_written(vol, false);
+	if (err)
+		goto out;
+	/* Commit what was done even if space ran out part way. */
+	map_err = map_unwritten(vol, lblk, n);
+	pthread_rwlock_rdlock(&vol->map_lock);
+	err = emap_iterate(&vol->map, lblk, n, collect_extent, &now);
+	pthread_rwlock_unlock(&vol->map_lock);
+	if (!err)
+		err = meta_txn_begin(vol->meta, &txn);
+	if (err)
+		goto out;
+	for (i = 0; i < now.n && !err; i++)
+		err = meta_txn_map(txn, &now.v[i]);
+	if (!err)
+		err = meta_txn_commit(txn, sync);
+	else
+		meta_txn_abort(txn);
+	if (!err)
+		err = map_err;
+out:
+	pthread_mutex_unlock(&vol->meta_lock);
+	extent_vec_free(&now);
+	return err;
+}
+
+/* Zero [@pos, @pos + @len) through the page cache (partial blocks). */
+static int zero_range(struct volume *vol, uint64_t pos, uint64_t len)
+{
+	return len ? iterate(vol, pos, len, IOMAP_ZERO, zero_actor, NULL) : 0;
+}
+
+int volume_trim(struct volume *vol, uint64_t count, uint64_t offset,
+		unsigned int flags)
+{
+	uint64_t first, end;
+	int err = check_range(vol, count, offset, true);
+
+	if (err)
+		return err;
+	whole_blocks(vol, count, offset, &first, &end);
+	if (first >= end)
+		return 0;
+	pthread_rwlock_wrlock(&vol->invalidate_lock);
+	err = punch_blocks(vol, first, end - first, flags & VOLUME_FUA);
+	pthread_rwlock_unlock(&vol->invalidate_lock);
+	return err;
+}
+
+int volume_zero(struct volume *vol, uint64_t count, uint64_t offset,
+		unsigned int flags)
+{
+	uint64_t first, end, head, tail;
+	int err = check_range(vol, count, offset, true);
+
+	if (err)
+		return err;
+	whole_blocks(vol, count, offset, &first, &end);
+	pthread_rwlock_wrlock(&vol->invalidate_lock);
+	if (first >= end) {
+		err = zero_range(vol, offset, count);
+	} else {
+		head = (first << vol->blkbits) - offset;
+		tail = offset + count - (end << vol->blkbits);
+		err = flags & VOLUME_MAY_TRIM
+			      ? punch_blocks(vol, first, end - first, false)
+			      : unwrite_blocks(vol, first, end - first, false);
+		if (!err)
+			err = zero_range(vol, offset, head);
+		if (!err)
+			err = zero_range(vol, end << vol->blkbits, tail);
+	}
+	pthread_rwlock_unlock(&vol->invalidate_lock);
+	return !err && (flags & VOLUME_FUA) ? volume_flush(vol) : err;
+}
+
+int volume_flush(struct volume *vol)
+{
+	int err;
+
+	if (vol->flags & VOLUME_RDONLY)
+		return 0;
+	pthread_rwlock_rdlock(&vol->invalidate_lock);
+	volume_writeback(vol, true);
+	pthread_mutex_lock(&vol->meta_lock);
+	err = vol->wb_error;
+	vol->wb_error = 0;
+	pthread_mutex_unlock(&vol->meta_lock);
+	pthread_rwlock_unlock(&vol->invalidate_lock);
+	return err;
+}
+
+/* ---- block status ---- */
+
+/* The run being built for volume_extents(): flushed when flags change. */
+struct report {
+	uint64_t start, len;
+	uint32_t flags;
+	int ret;		/* @fn's nonzero return, which stops it */
+	int (*fn)(void *arg, uint64_t offset, uint64_t length, uint32_t flags);
+	void *arg;
+};
+
+static int report_flush(struct report *r)
+{
+	if (r->len)
+		r->ret = r->fn(r->arg, r->start, r->len, r->flags);
+	r->len = 0;
+	return r->ret;
+}
+
+/* NBD flags of the current mapping of @iter. */
+static uint32_t extent_flags(struct iomap_iter *iter)
+{
+	struct pagecache *pc = iter->cache;
+	uint64_t pos = iter->pos, len = iomap_length(iter);
+	uint64_t bmask = ((uint64_t)1 << pc->block_shift) - 1;
+
+	switch (iter->iomap.type) {
+	case IOMAP_HOLE:
+		return VOLUME_EXTENT_HOLE | VOLUME_EXTENT_ZERO;
+	case IOMAP_UNWRITTEN:	/* zeros, unless the cache has data for it */
+		return pagecache_has_data(pc, pos >> pc->block_shift,
+					  (pos + len + bmask) >>
+						  pc->block_shift)
+			       ? 0
+			       : VOLUME_EXTENT_ZERO;
+	default:
+		return 0;
+	}
+}
+
+static int64_t report_actor(struct iomap_iter *iter, void *arg)
+{
+	struct report *r = arg;
+	uint64_t len = iomap_length(iter);
+	uint32_t flags = extent_flags(iter);
+
+	if (r->len && flags != r->flags && report_flush(r))
+		return -ECANCELED;	/* stop: volume_extents returns r->ret */
+	if (!r->len) {
+		r->start = iter->pos;
+		r->flags = flags;
+	}
+	r->len += len;
+	return (int64_t)len;
+}
+
+int volume_extents(struct volume *vol, uint64_t count, uint64_t offset,
+		   int (*fn)(void *arg, uint64_t offset, uint64_t length,
+			     uint32_t flags),
+		   void *arg)
+{
+	struct report r = { .fn = fn, .arg = arg };
+	struct iomap_iter iter = {
+		.vol = vol,
+		.cache = &vol->cache,
+		.backing = &vol->backing,
+		.pos = offset,
+		.len = count,
+		.flags = IOMAP_REPORT,
+	};
+	int err = check_range(vol, count, offset, false);
+
+	if (err)
+		return err;
+	pthread_rwlock_rdlock(&vol->invalidate_lock);
+	while ((err = iomap_iter(&iter, &volume_iomap_ops)) > 0)
+		iter.processed = report_actor(&iter, &r);
+	pthread_rwlock_unlock(&vol->invalidate_lock);
+	if (err == -ECANCELED && r.ret)
+		return r.ret;
+	return err ? err : report_flush(&r);
+}

@@ -1,0 +1,299 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * How the volume maps blocks for the iomap layer, as fs/xfs/xfs_iomap.c
+ * and xfs_aops.c do for XFS: ->iomap_begin reserves delalloc for writes
+ * into holes; writeback's ->map_blocks turns a whole delalloc extent into
+ * real blocks, contiguous in one AG when it can; and each finished ioend
+ * records its mapping, after the data is on disk.
+ *
+ * Blocks allocated for delalloc are UNWRITTEN until their ioend finishes
+ * (XFS converts delalloc to unwritten too): a block of the extent that is
+ * not written yet reads as zeros, never as stale data, and the persistent
+ * records only learn of blocks once they hold their data.
+ */
+#include <errno.h>
+
+#include "volume-impl.h"
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+/*
+ * Reserve space for the hole of @ext and map it DELALLOC.  The caller
+ * holds map_lock exclusive.  Returns 0 or -ENOSPC, -ENOMEM.
+ */
+static int reserve_delalloc(struct volume *vol, struct extent *ext)
+{
+	int err = alloc_reserve(&vol->alloc, ext->len);
+
+	if (err)
+		return err;
+	ext->state = EXT_DELALLOC;
+	ext->pblk = PBLK_NULL;
+	err = emap_set(&vol->map, ext);
+	if (err)
+		alloc_unreserve(&vol->alloc, ext->len);
+	return err;
+}
+
+/*
+ * Look up the extent at @lblk; for a write into a hole, reserve the hole
+ * up to @end (exclusive) as DELALLOC, which *@new reports.
+ */
+static int map_for(struct volume *vol, uint64_t lblk, uint64_t end,
+		   bool write, struct extent *ext, bool *new)
+{
+	int err = 0;
+
+	*new = false;
+	pthread_rwlock_rdlock(&vol->map_lock);
+	emap_lookup(&vol->map, lblk, ext);
+	pthread_rwlock_unlock(&vol->map_lock);
+	if (!write || ext->state != EXT_HOLE)
+		return 0;
+	pthread_rwlock_wrlock(&vol->map_lock);
+	emap_lookup(&vol->map, lblk, ext);	/* it may have changed */
+	if (ext->state == EXT_HOLE) {
+		ext->len = min_u64(min_u64(ext->len, end - lblk),
+				   EXTENT_MAX_LEN);
+		err = reserve_delalloc(vol, ext);
+		*new = !err;
+	}
+	pthread_rwlock_unlock(&vol->map_lock);
+	return err;
+}
+
+static int volume_iomap_begin(struct volume *vol, uint64_t pos, uint64_t len,
+			      unsigned int flags, struct iomap *iomap)
+{
+	uint64_t bmask = ((uint64_t)1 << vol->blkbits) - 1;
+	uint64_t lblk = pos >> vol->blkbits;
+	uint64_t end = (pos + len + bmask) >> vol->blkbits;
+	struct extent ext;
+	bool new;
+	int err;
+
+	err = map_for(vol, lblk, end, flags & IOMAP_WRITE, &ext, &new);
+	if (err)
+		return err;
+	iomap_from_extent(&ext, vol->blkbits, iomap);
+	if (new)
+		iomap->flags |= IOMAP_F_NEW;
+	return 0;
+}
+
+/*
+ * No ->iomap_end: the delalloc that a failed write reserved and did not
+ * use is punched by volume_pwrite() under the exclusive invalidate lock
+ * (volume_punch_delalloc()), where no other write can be using it.
+ */
+const struct iomap_ops volume_iomap_ops = {
+	.iomap_begin = volume_iomap_begin,
+};
+
+/* ---- writeback ---- */
+
+/*
+ * Where to allocate for @lblk: right after the physical end of its
+ * logical left neighbour, so that logically adjacent extents stay
+ * physically adjacent; else at the start of its home AG.  The caller holds
+ * map_lock.
+ */
+static uint64_t alloc_hint(struct volume *vol, uint64_t lblk)
+{
+	struct extent left;
+
+	if (lblk > 0) {
+		emap_lookup(&vol->map, lblk - 1, &left);
+		if (left.state == EXT_MAPPED || left.state == EXT_UNWRITTEN)
+			return left.pblk + (lblk - left.lblk);
+	}
+	return alloc_home_hint(&vol->alloc, lblk, vol->nr_blocks);
+}
+
+/*
+ * Allocate real blocks for the whole delalloc extent @ext, from its
+ * reservation, and map them UNWRITTEN.  The caller holds map_lock
+ * exclusive.  Returns 0, or -ENOMEM (fatal for the volume).
+ */
+static int convert_delalloc(struct volume *vol, const struct extent *ext)
+{
+	uint64_t lblk = ext->lblk, left = ext->len;
+	struct extent u = { .state = EXT_UNWRITTEN };
+	uint32_t got;
+	int err;
+
+	while (left > 0) {
+		err = alloc_extent(&vol->alloc, alloc_hint(vol, lblk),
+				   (uint32_t)min_u64(left, AG_MAX_BLOCKS), true,
+				   &u.pblk, &got);
+		if (err)	/* the reservation guarantees the space */
+			return err == -ENOSPC ? -EIO : err;
+		u.lblk = lblk;
+		u.len = got;
+		err = emap_set(&vol->map, &u);
+		if (err)
+			return err;
+		lblk += got;
+		left -= got;
+	}
+	return 0;
+}
+
+/* Is wpc->iomap, looked up at map seq wpc->seq, still the map at @pos? */
+static bool wpc_valid(const struct writepage_ctx *wpc, uint64_t pos,
+		      uint64_t seq)
+{
+	return wpc->iomap.length && seq == wpc->seq &&
+	       pos >= wpc->iomap.offset &&
+	       pos < wpc->iomap.offset + wpc->iomap.length;
+}
+
+static int volume_map_blocks(struct writepage_ctx *wpc, uint64_t pos,
+			     uint64_t len)
+{
+	struct volume *vol = wpc->vol;
+	uint64_t lblk = pos >> vol->blkbits;
+	struct extent ext;
+	int err = 0;
+
+	pthread_rwlock_wrlock(&vol->map_lock);
+	if (!wpc_valid(wpc, pos, vol->map.seq)) {
+		emap_lookup(&vol->map, lblk, &ext);
+		if (ext.state == EXT_DELALLOC) {
+			err = convert_delalloc(vol, &ext);
+			emap_lookup(&vol->map, lblk, &ext);
+		}
+		iomap_from_extent(&ext, vol->blkbits, &wpc->iomap);
+		wpc->seq = vol->map.seq;
+	}
+	pthread_rwlock_unlock(&vol->map_lock);
+	return err;
+}
+
+/*
+ * An ioend is on disk: unwritten blocks in it now hold data.  The map
+ * learns it now (reads go to the disk from here on); the persistent
+ * records learn it in volume_writeback() after the data is synced.
+ */
+static void volume_end_io(struct writepage_ctx *wpc, struct ioend *ioend)
+{
+	struct volume *vol = wpc->vol;
+	struct extent ext = {
+		.lblk = ioend->offset >> vol->blkbits,
+		.len = ioend->size >> vol->blkbits,
+		.pblk = PBLK(ioend->ag, ioend->addr >> vol->blkbits),
+		.state = EXT_MAPPED,
+	};
+
+	if (ioend->error || ioend->type != IOMAP_UNWRITTEN)
+		return;
+	ioend->error = extent_vec_push(&vol->written, &ext);
+	if (ioend->error)
+		return;
+	pthread_rwlock_wrlock(&vol->map_lock);
+	ioend->error = emap_convert(&vol->map, ext.lblk, ext.len,
+				    EXT_UNWRITTEN, EXT_MAPPED);
+	pthread_rwlock_unlock(&vol->map_lock);
+}
+
+const struct iomap_writeback_ops volume_writeback_ops = {
+	.map_blocks = volume_map_blocks,
+	.end_io = volume_end_io,
+};
+
+int volume_record_written(struct volume *vol, bool sync)
+{
+	struct meta_txn *txn;
+	size_t i;
+	int err;
+
+	if (vol->written.n == 0 && !sync)
+		return 0;
+	err = backing_sync(&vol->backing);
+	if (err || vol->written.n == 0)
+		return err ? err : meta_sync(vol->meta);
+	err = meta_txn_begin(vol->meta, &txn);
+	if (err)
+		return err;
+	for (i = 0; i < vol->written.n && !err; i++)
+		err = meta_txn_map(txn, &vol->written.v[i]);
+	if (err) {
+		meta_txn_abort(txn);
+		return err;
+	}
+	err = meta_txn_commit(txn, sync);
+	if (!err)
+		vol->written.n = 0;
+	return err;
+}
+
+int volume_writeback(struct volume *vol, bool sync)
+{
+	int err, err2;
+
+	pthread_mutex_lock(&vol->meta_lock);
+	err = iomap_writepages(vol->wpc, 0, UINT64_MAX);
+	err2 = volume_record_written(vol, sync);
+	if (!err)
+		err = err2;
+	if (err && !vol->wb_error)
+		vol->wb_error = err;
+	pthread_mutex_unlock(&vol->meta_lock);
+	return err;
+}
+
+int volume_writeback_cb(void *vol)
+{
+	return volume_writeback(vol, false);
+}
+
+/* Does any block of [@lblk, @lblk + @n) hold dirty data in the cache? */
+static bool range_dirty(struct volume *vol, uint64_t lblk, uint64_t n)
+{
+	struct pagecache *pc = &vol->cache;
+	unsigned int per = pc->blocks;
+	uint64_t b = lblk, end = lblk + n;
+	bool dirty = false;
+
+	while (b < end && !dirty) {
+		struct folio *folio;
+		unsigned int first = (unsigned int)(b % per);
+		unsigned int last = (unsigned int)min_u64(per, first + end - b);
+
+		if (folio_get(pc, b / per, false, &folio) == 0) {
+			pthread_mutex_lock(&folio->lock);
+			dirty = block_find(folio->dirty, first, last, true) <
+				last;
+			pthread_mutex_unlock(&folio->lock);
+			folio_put(pc, folio);
+		}
+		b += last - first;
+	}
+	return dirty;
+}
+
+int volume_punch_delalloc(struct volume *vol, uint64_t lblk, uint64_t nblks)
+{
+	uint64_t b = lblk, end = lblk + nblks;
+	struct extent ext;
+	int err = 0;
+
+	while (!err && b < end) {
+		pthread_rwlock_rdlock(&vol->map_lock);
+		emap_lookup(&vol->map, b, &ext);
+		pthread_rwlock_unlock(&vol->map_lock);
+		extent_clip(&ext, b, end);
+		if (ext.state == EXT_DELALLOC &&
+		    !range_dirty(vol, ext.lblk, ext.len)) {
+			pthread_rwlock_wrlock(&vol->map_lock);
+			err = emap_remove(&vol->map, ext.lblk, ext.len);
+			pthread_rwlock_unlock(&vol->map_lock);
+			alloc_unreserve(&vol->alloc, ext.len);
+		}
+		b = extent_end(&ext);
+	}
+	return err;
+}
