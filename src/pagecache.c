@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "thinmap/error.h"
 #include "thinmap/pagecache.h"
@@ -154,6 +155,57 @@ static void hash_del(struct pagecache *pc, struct folio *folio)
 	*p = folio->hnext;
 }
 
+/* ---- folio memory ---- */
+
+/*
+ * Folio data comes from chunks of 2 MiB (or one folio, if larger) that ask
+ * for transparent huge pages: a new folio costs no page faults after its
+ * chunk's first, and the cache costs few TLB entries.  Chunks live as long
+ * as the cache.
+ */
+#define CHUNK_MIN_BYTES ((size_t)2 << 20)
+
+static size_t chunk_bytes(const struct pagecache *pc)
+{
+	size_t page = (size_t)1 << pc->page_shift;
+
+	return page > CHUNK_MIN_BYTES ? page : CHUNK_MIN_BYTES;
+}
+
+static unsigned char *chunk_new(struct pagecache *pc)
+{
+	size_t bytes = chunk_bytes(pc);
+	unsigned char **chunks, *mem;
+
+	chunks = realloc(pc->chunks, (pc->nr_chunks + 1) * sizeof *chunks);
+	if (!chunks)
+		return NULL;
+	pc->chunks = chunks;
+	mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED)
+		return NULL;
+	madvise(mem, bytes, MADV_HUGEPAGE);	/* a hint only */
+	chunks[pc->nr_chunks++] = mem;
+	pc->chunk_used = 0;
+	return mem;
+}
+
+/* Memory for one more folio's data (page_size bytes, aligned to it). */
+static unsigned char *folio_mem(struct pagecache *pc)
+{
+	size_t page = (size_t)1 << pc->page_shift;
+	unsigned char *mem;
+
+	if (pc->nr_chunks == 0 || pc->chunk_used + page > chunk_bytes(pc)) {
+		if (!chunk_new(pc))
+			return NULL;
+	}
+	mem = pc->chunks[pc->nr_chunks - 1] + pc->chunk_used;
+	pc->chunk_used += page;
+	return mem;
+}
+
 /* ---- folios ---- */
 
 static struct folio *folio_alloc(struct pagecache *pc)
@@ -162,7 +214,7 @@ static struct folio *folio_alloc(struct pagecache *pc)
 
 	if (!folio)
 		return NULL;
-	folio->data = aligned_alloc(4096, (size_t)1 << pc->page_shift);
+	folio->data = folio_mem(pc);
 	if (!folio->data) {
 		free(folio);
 		return NULL;
@@ -175,7 +227,6 @@ static struct folio *folio_alloc(struct pagecache *pc)
 static void folio_free(struct folio *folio)
 {
 	pthread_mutex_destroy(&folio->lock);
-	free(folio->data);
 	free(folio);
 }
 
@@ -505,6 +556,9 @@ void pagecache_destroy(struct pagecache *pc)
 		list_del(pc, f);
 		folio_free(f);
 	}
+	for (i = 0; i < pc->nr_chunks; i++)
+		munmap(pc->chunks[i], chunk_bytes(pc));
+	free(pc->chunks);
 	free(pc->hash);
 	pthread_mutex_destroy(&pc->lock);
 	memset(pc, 0, sizeof *pc);

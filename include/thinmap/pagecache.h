@@ -51,6 +51,8 @@ struct pagecache {
 	pthread_mutex_t lock;
 	unsigned int page_shift, block_shift, blocks;	/* blocks per folio */
 	size_t max_folios, nr_folios;
+	unsigned char **chunks;		/* folio memory, CHUNK_BYTES each */
+	size_t nr_chunks, chunk_used;	/* bytes used of the last chunk */
 	struct folio **hash;
 	size_t hash_mask;
 	struct folio_list lru;		/* clean, unreferenced: oldest first */
