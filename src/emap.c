@@ -49,6 +49,30 @@ static int store_lookup_ge(void *store, uint64_t lblk, struct extent *ext)
 	return 0;
 }
 
+static void no_extent(struct extent *ext)
+{
+	ext->state = EXT_HOLE;
+}
+
+static int store_neighbours(void *store, uint64_t lblk, struct extent *left,
+			    struct extent *right)
+{
+	struct btree_cursor cur;
+	bool found;
+
+	no_extent(left);
+	no_extent(right);
+	if (lblk > 0 && btree_seek_le(store, lblk - 1, &cur)) {
+		rec_to_extent(&cur, left);
+		found = btree_next(&cur);
+	} else {
+		found = btree_seek_ge(store, lblk, &cur);
+	}
+	if (found)
+		rec_to_extent(&cur, right);
+	return 0;
+}
+
 static int store_put(void *store, const struct extent *ext)
 {
 	struct emap_rec rec = {
@@ -69,6 +93,7 @@ static int store_del(void *store, uint64_t lblk)
 static const struct extent_store_ops emap_store_ops = {
 	.lookup_le = store_lookup_le,
 	.lookup_ge = store_lookup_ge,
+	.neighbours = store_neighbours,
 	.put = store_put,
 	.del = store_del,
 };
@@ -108,6 +133,12 @@ int emap_set(struct emap *map, const struct extent *ext)
 {
 	map->seq++;
 	return extent_store_set(&emap_store_ops, &map->tree, ext);
+}
+
+int emap_insert(struct emap *map, const struct extent *ext)
+{
+	map->seq++;
+	return extent_store_insert(&emap_store_ops, &map->tree, ext);
 }
 
 int emap_remove(struct emap *map, uint64_t lblk, uint64_t len)

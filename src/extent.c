@@ -157,24 +157,26 @@ static int insert_merged(const struct extent_store_ops *ops, void *store,
 	struct extent merged = *ext, left, right;
 	int err;
 
-	err = ext->lblk > 0 ? ops->lookup_le(store, ext->lblk - 1, &left)
-			    : -ENOENT;
-	if (!err && extent_can_merge(&left, &merged)) {
+	err = ops->neighbours(store, ext->lblk, &left, &right);
+	if (err)
+		return err;
+	if (left.state != EXT_HOLE && extent_can_merge(&left, &merged)) {
 		left.len += merged.len;
 		merged = left;		/* put() below replaces left */
-	} else if (err && err != -ENOENT) {
-		return err;
 	}
-	err = ops->lookup_ge(store, extent_end(ext), &right);
-	if (!err && extent_can_merge(&merged, &right)) {
+	if (right.state != EXT_HOLE && extent_can_merge(&merged, &right)) {
 		err = ops->del(store, right.lblk);
 		if (err)
 			return err;
 		merged.len += right.len;
-	} else if (err && err != -ENOENT) {
-		return err;
 	}
 	return ops->put(store, &merged);
+}
+
+static bool extent_ok(const struct extent *ext)
+{
+	return ext->len > 0 && ext->len <= EXTENT_MAX_LEN &&
+	       ext->state != EXT_HOLE;
 }
 
 int extent_store_set(const struct extent_store_ops *ops, void *store,
@@ -182,13 +184,18 @@ int extent_store_set(const struct extent_store_ops *ops, void *store,
 {
 	int err;
 
-	if (ext->len == 0 || ext->len > EXTENT_MAX_LEN ||
-	    ext->state == EXT_HOLE)
+	if (!extent_ok(ext))
 		return -EINVAL;
 	err = extent_store_remove(ops, store, ext->lblk, ext->len);
 	if (err)
 		return err;
 	return insert_merged(ops, store, ext);
+}
+
+int extent_store_insert(const struct extent_store_ops *ops, void *store,
+			const struct extent *ext)
+{
+	return extent_ok(ext) ? insert_merged(ops, store, ext) : -EINVAL;
 }
 
 /*

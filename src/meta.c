@@ -539,6 +539,24 @@ static int txn_lookup_le(void *store, uint64_t lblk, struct extent *ext)
 	return err ? err : txn_get(t, lblk, MDB_PREV, ext);
 }
 
+static int txn_neighbours(void *store, uint64_t lblk, struct extent *left,
+			  struct extent *right)
+{
+	struct meta_txn *t = store;
+	int err = txn_get(t, lblk, MDB_SET_RANGE, right);
+
+	left->state = EXT_HOLE;
+	if (err == -ENOENT) {
+		right->state = EXT_HOLE;
+		err = txn_get(t, lblk, MDB_LAST, left);
+	} else if (!err) {
+		err = txn_get(t, lblk, MDB_PREV, left);
+	}
+	if (err == -ENOENT)
+		left->state = EXT_HOLE;
+	return err == -ENOENT ? 0 : err;
+}
+
 static int txn_put(void *store, const struct extent *ext)
 {
 	struct meta_txn *t = store;
@@ -566,6 +584,7 @@ static int txn_del(void *store, uint64_t lblk)
 static const struct extent_store_ops txn_store_ops = {
 	.lookup_le = txn_lookup_le,
 	.lookup_ge = txn_lookup_ge,
+	.neighbours = txn_neighbours,
 	.put = txn_put,
 	.del = txn_del,
 };

@@ -21,8 +21,8 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
 }
 
 /*
- * Reserve space for the hole of @ext and map it DELALLOC.  The caller
- * holds map_lock exclusive.  Returns 0 or -ENOSPC, -ENOMEM.
+ * Reserve space for the hole @ext and map it DELALLOC.  The caller holds
+ * map_lock exclusive.  Returns 0 or -ENOSPC, -ENOMEM.
  */
 static int reserve_delalloc(struct volume *vol, struct extent *ext)
 {
@@ -32,7 +32,7 @@ static int reserve_delalloc(struct volume *vol, struct extent *ext)
 		return err;
 	ext->state = EXT_DELALLOC;
 	ext->pblk = PBLK_NULL;
-	err = emap_set(&vol->map, ext);
+	err = emap_insert(&vol->map, ext);
 	if (err)
 		alloc_unreserve(&vol->alloc, ext->len);
 	return err;
@@ -45,18 +45,22 @@ static int reserve_delalloc(struct volume *vol, struct extent *ext)
 static int map_for(struct volume *vol, uint64_t lblk, uint64_t end,
 		   bool write, struct extent *ext, bool *new)
 {
+	uint64_t seq;
 	int err = 0;
 
 	*new = false;
 	pthread_rwlock_rdlock(&vol->map_lock);
 	emap_lookup(&vol->map, lblk, ext);
+	seq = vol->map.seq;
 	pthread_rwlock_unlock(&vol->map_lock);
 	if (!write || ext->state != EXT_HOLE)
 		return 0;
 	pthread_rwlock_wrlock(&vol->map_lock);
-	emap_lookup(&vol->map, lblk, ext);	/* it may have changed */
+	if (vol->map.seq != seq)	/* it changed: look again */
+		emap_lookup(&vol->map, lblk, ext);
 	if (ext->state == EXT_HOLE) {
-		ext->len = min_u64(min_u64(ext->len, end - lblk),
+		ext->lblk = lblk;	/* reserve from here on */
+		ext->len = min_u64(min_u64(extent_end(ext), end) - lblk,
 				   EXTENT_MAX_LEN);
 		err = reserve_delalloc(vol, ext);
 		*new = !err;

@@ -46,6 +46,13 @@ void emap_lookup(const struct emap *map, uint64_t lblk, struct extent *ext);
  */
 int emap_set(struct emap *map, const struct extent *ext);
 
+/*
+ * As emap_set() where [@ext->lblk, + @ext->len) is known to be a hole
+ * (a delalloc reservation found it so under the map lock): no search for
+ * what it would replace.
+ */
+int emap_insert(struct emap *map, const struct extent *ext);
+
 /* Make [@lblk, @lblk + @len) a hole.  Returns 0 or -ENOMEM (as above). */
 int emap_remove(struct emap *map, uint64_t lblk, uint64_t len);
 

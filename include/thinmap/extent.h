@@ -92,6 +92,13 @@ struct extent_store_ops {
 	int (*lookup_le)(void *store, uint64_t lblk, struct extent *ext);
 	/* The extent with the least lblk >= @lblk. */
 	int (*lookup_ge)(void *store, uint64_t lblk, struct extent *ext);
+	/*
+	 * The extents on either side of @lblk: @left the last that starts
+	 * before it, @right the first that starts at or after it; state
+	 * EXT_HOLE for none.  (One search where two lookups would do two.)
+	 */
+	int (*neighbours)(void *store, uint64_t lblk, struct extent *left,
+			  struct extent *right);
 	/* Insert @ext, replacing the extent with the same lblk if any. */
 	int (*put)(void *store, const struct extent *ext);
 	/* Delete the extent that starts at @lblk. */
@@ -113,6 +120,13 @@ int extent_store_remove(const struct extent_store_ops *ops, void *store,
  */
 int extent_store_set(const struct extent_store_ops *ops, void *store,
 		     const struct extent *ext);
+
+/*
+ * As extent_store_set() for a range known to be a hole: skips the search
+ * for what it overlaps.
+ */
+int extent_store_insert(const struct extent_store_ops *ops, void *store,
+			const struct extent *ext);
 
 /*
  * Change every extent in state @from within [@lblk, @lblk + @len) to state
