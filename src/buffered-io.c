@@ -97,20 +97,17 @@ static int prepare_block(struct iomap_iter *iter, struct folio *folio,
 	return 0;
 }
 
-/*
- * Write @src (NULL: zeros) into the folio of @sp.  Without @create, a
- * folio that is not cached is left alone.
- */
+/* Write @src (NULL: zeros) into the folio of @sp. */
 static int write_folio(struct iomap_iter *iter, const struct folio_span *sp,
-		       const unsigned char *src, bool create)
+		       const unsigned char *src)
 {
 	struct pagecache *pc = iter->cache;
 	struct folio *folio;
 	int err;
 
-	err = folio_get(pc, sp->index, create, &folio);
+	err = folio_get(pc, sp->index, true, &folio);
 	if (err)
-		return err == -ENOENT && !create ? 0 : err;
+		return err;
 	pthread_mutex_lock(&folio->lock);
 	err = prepare_block(iter, folio, sp, sp->first);
 	if (!err && sp->end - 1 != sp->first)
@@ -127,9 +124,8 @@ static int write_folio(struct iomap_iter *iter, const struct folio_span *sp,
 	return err;
 }
 
-/* Write @src (NULL: zeros) folio by folio; see write_folio(). */
-static int64_t write_range(struct iomap_iter *iter, const unsigned char *src,
-			   bool create)
+/* Write @src (NULL: zeros) folio by folio. */
+static int64_t write_range(struct iomap_iter *iter, const unsigned char *src)
 {
 	uint64_t len = iomap_length(iter), done = 0;
 	struct folio_span sp;
@@ -137,7 +133,7 @@ static int64_t write_range(struct iomap_iter *iter, const unsigned char *src,
 
 	while (done < len) {
 		span_at(iter->cache, iter->pos + done, len - done, &sp);
-		err = write_folio(iter, &sp, src ? src + done : NULL, create);
+		err = write_folio(iter, &sp, src ? src + done : NULL);
 		if (err)
 			return done ? (int64_t)done : err;
 		done += sp.len;
@@ -147,7 +143,7 @@ static int64_t write_range(struct iomap_iter *iter, const unsigned char *src,
 
 int64_t iomap_write_iter(struct iomap_iter *iter, const void *src)
 {
-	return write_range(iter, src, true);
+	return write_range(iter, src);
 }
 
 /*
@@ -247,13 +243,52 @@ int64_t iomap_read_iter(struct iomap_iter *iter, void *dst)
 	return (int64_t)done;
 }
 
+/*
+ * Zero the bytes of @sp in the blocks of its folio that hold data; blocks
+ * without data in the cache read as zeros already (they are unwritten).
+ */
+static int zero_cached(struct iomap_iter *iter, const struct folio_span *sp)
+{
+	struct pagecache *pc = iter->cache;
+	unsigned int shift = pc->block_shift, b = sp->first, e;
+	struct folio *folio;
+
+	if (folio_get(pc, sp->index, false, &folio) != 0)
+		return 0;
+	pthread_mutex_lock(&folio->lock);
+	while ((b = block_find(folio->uptodate, b, sp->end, true)) < sp->end) {
+		unsigned int from, to;
+
+		e = block_find(folio->uptodate, b, sp->end, false);
+		from = b << shift > sp->off ? b << shift : sp->off;
+		to = e << shift < sp->off + sp->len ? e << shift
+						    : sp->off + sp->len;
+		memset(folio->data + from, 0, to - from);
+		folio_mark_dirty(pc, folio, b, e - b);
+		b = e;
+	}
+	pthread_mutex_unlock(&folio->lock);
+	folio_put(pc, folio);
+	return 0;
+}
+
 int64_t iomap_zero_iter(struct iomap_iter *iter)
 {
+	uint64_t len = iomap_length(iter), done = 0;
+	struct folio_span sp;
+
 	if (iter->iomap.type == IOMAP_HOLE)
-		return (int64_t)iomap_length(iter);
+		return (int64_t)len;
+	if (iter->iomap.type != IOMAP_UNWRITTEN)
+		return write_range(iter, NULL);
 	/*
 	 * Unwritten blocks read as zeros unless the cache holds data for
 	 * them (written since, not yet written back): zero only that.
 	 */
-	return write_range(iter, NULL, iter->iomap.type != IOMAP_UNWRITTEN);
+	while (done < len) {
+		span_at(iter->cache, iter->pos + done, len - done, &sp);
+		zero_cached(iter, &sp);
+		done += sp.len;
+	}
+	return (int64_t)done;
 }

@@ -409,69 +409,71 @@ size_t pagecache_dirty_indices(struct pagecache *pc, uint64_t start,
 	return n;
 }
 
-/* Does the cached folio @index have an uptodate block in [@first, @end)? */
-static bool folio_has_data(struct pagecache *pc, uint64_t index,
-			   unsigned int first, unsigned int end)
-{
-	struct folio *folio;
-	bool data;
-
-	if (folio_get(pc, index, false, &folio) != 0)
-		return false;
-	pthread_mutex_lock(&folio->lock);
-	data = block_find(folio->uptodate, first, end, true) < end;
-	pthread_mutex_unlock(&folio->lock);
-	folio_put(pc, folio);
-	return data;
-}
-
 /*
- * Collect into @out the cached folio indices in [@start, @end), sorted;
- * returns how many.  @out has room for max_folios.
+ * The cached folio with the least index in [@start, @end), or @end if
+ * none: a walk over the index, for skipping long uncached stretches.
  */
-static size_t cached_indices(struct pagecache *pc, uint64_t start,
-			     uint64_t end, uint64_t *out)
+static uint64_t next_cached(struct pagecache *pc, uint64_t start,
+			    uint64_t end)
 {
-	size_t i, n = 0;
+	uint64_t best = end;
+	size_t i;
 
 	pthread_mutex_lock(&pc->lock);
 	for (i = 0; i <= pc->hash_mask; i++) {
 		struct folio *f;
 
 		for (f = pc->hash[i]; f; f = f->hnext)
-			if (f->index >= start && f->index < end)
-				out[n++] = f->index;
+			if (f->index >= start && f->index < best)
+				best = f->index;
 	}
 	pthread_mutex_unlock(&pc->lock);
-	return n;
+	return best;
 }
 
-bool pagecache_has_data(struct pagecache *pc, uint64_t first, uint64_t end)
+/*
+ * From block @b (below @end), the blocks of one folio with the same state
+ * as @b: returns where they end, and whether they hold data in *@data.
+ */
+static uint64_t folio_data_run(struct pagecache *pc, uint64_t b, uint64_t end,
+			       bool *data)
 {
-	uint64_t start = first / pc->blocks, stop = (end - 1) / pc->blocks + 1;
-	uint64_t *idx = NULL, i, n;
-	bool data = false;
+	uint64_t index = b / pc->blocks, base = index * pc->blocks;
+	unsigned int fb = (unsigned int)(b - base);
+	unsigned int fe = end - base < pc->blocks ? (unsigned int)(end - base)
+						  : pc->blocks;
+	struct folio *folio;
 
-	if (stop - start > pc->max_folios) {	/* walk the cache instead */
-		idx = malloc(pc->max_folios * sizeof *idx);
-		if (!idx)
-			return true;	/* "may have data": always safe */
-		n = cached_indices(pc, start, stop, idx);
-	} else {
-		n = stop - start;
+	if (folio_get(pc, index, false, &folio) != 0) {
+		*data = false;
+		if (end - base > (uint64_t)pc->blocks * 64)	/* far: skip */
+			return next_cached(pc, index + 1,
+					   (end - 1) / pc->blocks + 1) *
+			       pc->blocks;
+		return base + fe;
 	}
-	for (i = 0; i < n && !data; i++) {
-		uint64_t index = idx ? idx[i] : start + i;
-		uint64_t b = index * pc->blocks;
+	pthread_mutex_lock(&folio->lock);
+	*data = block_test(folio->uptodate, fb);
+	fe = block_find(folio->uptodate, fb, fe, !*data);
+	pthread_mutex_unlock(&folio->lock);
+	folio_put(pc, folio);
+	return base + fe;
+}
 
-		data = folio_has_data(pc, index,
-				      (unsigned int)(first > b ? first - b : 0),
-				      (unsigned int)(end - b < pc->blocks
-							     ? end - b
-							     : pc->blocks));
+uint64_t pagecache_data_run(struct pagecache *pc, uint64_t first, uint64_t end,
+			    bool *data)
+{
+	uint64_t b = first, next;
+	bool d;
+
+	b = folio_data_run(pc, b, end, data);
+	while (b < end) {
+		next = folio_data_run(pc, b, end, &d);
+		if (d != *data)
+			break;
+		b = next;
 	}
-	free(idx);
-	return data;
+	return b < end ? b : end;
 }
 
 uint64_t pagecache_dirty_bytes(struct pagecache *pc)

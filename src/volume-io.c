@@ -392,22 +392,28 @@ static int report_flush(struct report *r)
 	return r->ret;
 }
 
-/* NBD flags of the current mapping of @iter. */
-static uint32_t extent_flags(struct iomap_iter *iter)
+/*
+ * NBD flags of the mapping of @iter from iter->pos on, and in *@len how
+ * far they hold.  Unwritten blocks read as zeros unless the cache has data
+ * for them (written since, not yet written back), block by block.
+ */
+static uint32_t extent_flags(struct iomap_iter *iter, uint64_t *len)
 {
 	struct pagecache *pc = iter->cache;
-	uint64_t pos = iter->pos, len = iomap_length(iter);
-	uint64_t bmask = ((uint64_t)1 << pc->block_shift) - 1;
+	unsigned int shift = pc->block_shift;
+	uint64_t first = iter->pos >> shift, end;
+	bool data;
 
+	*len = iomap_length(iter);
 	switch (iter->iomap.type) {
 	case IOMAP_HOLE:
 		return VOLUME_EXTENT_HOLE | VOLUME_EXTENT_ZERO;
-	case IOMAP_UNWRITTEN:	/* zeros, unless the cache has data for it */
-		return pagecache_has_data(pc, pos >> pc->block_shift,
-					  (pos + len + bmask) >>
-						  pc->block_shift)
-			       ? 0
-			       : VOLUME_EXTENT_ZERO;
+	case IOMAP_UNWRITTEN:
+		end = (iter->pos + *len + ((uint64_t)1 << shift) - 1) >> shift;
+		end = pagecache_data_run(pc, first, end, &data);
+		if ((end << shift) - iter->pos < *len)
+			*len = (end << shift) - iter->pos;
+		return data ? 0 : VOLUME_EXTENT_ZERO;
 	default:
 		return 0;
 	}
@@ -416,8 +422,8 @@ static uint32_t extent_flags(struct iomap_iter *iter)
 static int64_t report_actor(struct iomap_iter *iter, void *arg)
 {
 	struct report *r = arg;
-	uint64_t len = iomap_length(iter);
-	uint32_t flags = extent_flags(iter);
+	uint64_t len;
+	uint32_t flags = extent_flags(iter, &len);
 
 	if (r->len && flags != r->flags && report_flush(r))
 		return -ECANCELED;	/* stop: volume_extents returns r->ret */

@@ -135,10 +135,12 @@ size_t pagecache_dirty_indices(struct pagecache *pc, uint64_t start,
 int pagecache_balance_dirty(struct pagecache *pc);
 
 /*
- * Does the cache hold data (an uptodate block) for any of the blocks
- * [@first, @end)?  Takes folio locks: the caller holds none.
+ * The run of blocks from @first (below @end) that all hold data in the
+ * cache (an uptodate block), or all do not: returns where it ends and sets
+ * *@data.  Takes folio locks: the caller holds none.
  */
-bool pagecache_has_data(struct pagecache *pc, uint64_t first, uint64_t end);
+uint64_t pagecache_data_run(struct pagecache *pc, uint64_t first, uint64_t end,
+			    bool *data);
 
 /* Counters, in bytes. */
 uint64_t pagecache_dirty_bytes(struct pagecache *pc);
