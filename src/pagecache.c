@@ -220,12 +220,14 @@ static struct folio *folio_alloc(struct pagecache *pc)
 		return NULL;
 	}
 	pthread_mutex_init(&folio->lock, NULL);
+	pthread_cond_init(&folio->wb_done, NULL);
 	pc->nr_folios++;
 	return folio;
 }
 
 static void folio_free(struct folio *folio)
 {
+	pthread_cond_destroy(&folio->wb_done);
 	pthread_mutex_destroy(&folio->lock);
 	free(folio);
 }
@@ -370,8 +372,9 @@ void folio_mark_dirty(struct pagecache *pc, struct folio *folio,
 	dirty_account(pc, folio, (int64_t)n - was);
 }
 
-void folio_clear_dirty(struct pagecache *pc, struct folio *folio,
-		       unsigned int first, unsigned int n)
+/* Clear the dirty bits of blocks [@first, @first + @n); folio locked. */
+static void folio_clear_dirty(struct pagecache *pc, struct folio *folio,
+			      unsigned int first, unsigned int n)
 {
 	unsigned int was = blocks_count(folio->dirty, first, n);
 
@@ -379,9 +382,40 @@ void folio_clear_dirty(struct pagecache *pc, struct folio *folio,
 	dirty_account(pc, folio, -(int64_t)was);
 }
 
+void folio_hold(struct pagecache *pc, struct folio *folio)
+{
+	pthread_mutex_lock(&pc->lock);
+	folio->refcount++;
+	pthread_mutex_unlock(&pc->lock);
+}
+
+void folio_start_writeback(struct pagecache *pc, struct folio *folio,
+			   unsigned int first, unsigned int n)
+{
+	folio_clear_dirty(pc, folio, first, n);
+	folio->writeback++;
+}
+
+void folio_end_writeback(struct pagecache *pc, struct folio *folio,
+			 unsigned int first, unsigned int n, int error)
+{
+	assert(folio->writeback > 0);
+	if (error)
+		folio_mark_dirty(pc, folio, first, n);
+	if (--folio->writeback == 0)
+		pthread_cond_broadcast(&folio->wb_done);
+}
+
+void folio_wait_writeback(struct folio *folio)
+{
+	while (folio->writeback > 0)
+		pthread_cond_wait(&folio->wb_done, &folio->lock);
+}
+
 void folio_invalidate(struct pagecache *pc, struct folio *folio,
 		      unsigned int first, unsigned int n)
 {
+	folio_wait_writeback(folio);
 	blocks_clear(folio->uptodate, first, n);
 	folio_clear_dirty(pc, folio, first, n);
 }

@@ -124,7 +124,9 @@ int volume_pwrite(struct volume *vol, const void *buf, uint64_t count,
 			break;
 		/* Space may come back once writeback has settled: retry once. */
 		retried = true;
+		pthread_rwlock_rdlock(&vol->invalidate_lock);
 		volume_writeback(vol, false);
+		pthread_rwlock_unlock(&vol->invalidate_lock);
 	}
 	if (err) {
 		write_failed(vol, count, offset);

@@ -40,27 +40,24 @@ static int reserve_delalloc(struct volume *vol, struct extent *ext)
 
 /*
  * Look up the extent at @lblk; for a write into a hole, reserve the hole
- * up to @end (exclusive) as DELALLOC, which *@new reports.
+ * up to @end (exclusive) as DELALLOC, which *@new reports.  Writes take
+ * the map lock exclusive from the start, as XFS's buffered write
+ * iomap_begin takes its ILOCK: one lookup, and the hole cannot change
+ * before it is reserved.
  */
 static int map_for(struct volume *vol, uint64_t lblk, uint64_t end,
 		   bool write, struct extent *ext, bool *new)
 {
-	uint64_t seq;
 	int err = 0;
 
 	*new = false;
-	pthread_rwlock_rdlock(&vol->map_lock);
+	if (write)
+		pthread_rwlock_wrlock(&vol->map_lock);
+	else
+		pthread_rwlock_rdlock(&vol->map_lock);
 	emap_lookup(&vol->map, lblk, ext);
-	seq = vol->map.seq;
-	pthread_rwlock_unlock(&vol->map_lock);
-	if (!write || ext->state != EXT_HOLE)
-		return 0;
-	pthread_rwlock_wrlock(&vol->map_lock);
-	if (vol->map.seq != seq)	/* it changed: look again */
-		emap_lookup(&vol->map, lblk, ext);
-	if (ext->state == EXT_HOLE) {
-		ext->lblk = lblk;	/* reserve from here on */
-		ext->len = min_u64(min_u64(extent_end(ext), end) - lblk,
+	if (write && ext->state == EXT_HOLE) {
+		ext->len = min_u64(min_u64(ext->len, end - lblk),
 				   EXTENT_MAX_LEN);
 		err = reserve_delalloc(vol, ext);
 		*new = !err;

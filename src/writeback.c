@@ -3,25 +3,21 @@
  * Writeback of dirty folios in merged ioends (see writeback.h), after
  * seed 004's iomap_writepages() and iomap_writepage_map().
  *
- * A folio that writeback works on stays locked while any ioend holding
- * its blocks is being built or written: folio->wb_refs counts the
- * references, one for the walk over the folio and one per ioend.
+ * The walk locks one folio at a time and moves its dirty blocks to
+ * writeback (folio_start_writeback) as it adds them to an ioend; the ioend
+ * holds a reference to each of its folios, and its completion ends their
+ * writeback, locking them one at a time.  The walk lets go of its folio
+ * while an ioend is written: nobody ever holds two folio locks.  Meanwhile
+ * the folio's blocks under writeback cannot change, and its dirty blocks
+ * can only become more.
  */
 #include <errno.h>
 
 #include "thinmap/writeback.h"
 
-static void folio_release(struct writepage_ctx *wpc, struct folio *folio)
-{
-	if (--folio->wb_refs > 0)
-		return;
-	pthread_mutex_unlock(&folio->lock);
-	folio_put(wpc->cache, folio);
-}
-
 /*
- * The ioend was written or failed: tell the volume, dirty its blocks again
- * on failure, and let go of its folios.
+ * The ioend was written or failed: tell the volume, end the writeback of
+ * its blocks (dirtying them again on failure), and drop its references.
  */
 static void ioend_finish(struct writepage_ctx *wpc)
 {
@@ -32,12 +28,13 @@ static void ioend_finish(struct writepage_ctx *wpc)
 	for (i = 0; i < ioend->nr_segs; i++) {
 		struct ioend_seg *seg = &ioend->segs[i];
 
-		if (ioend->error)
-			folio_mark_dirty(wpc->cache, seg->folio, seg->first,
-					 seg->n);
+		pthread_mutex_lock(&seg->folio->lock);
+		folio_end_writeback(wpc->cache, seg->folio, seg->first, seg->n,
+				    ioend->error);
+		pthread_mutex_unlock(&seg->folio->lock);
 		if (i + 1 == ioend->nr_segs ||
 		    ioend->segs[i + 1].folio != seg->folio)
-			folio_release(wpc, seg->folio);
+			folio_put(wpc->cache, seg->folio);
 	}
 	if (ioend->error && !wpc->error)
 		wpc->error = ioend->error;
@@ -97,8 +94,8 @@ static void ioend_start(struct writepage_ctx *wpc, uint64_t pos,
 /*
  * Add blocks [@blk, @blk + @n) of @folio, mapped by wpc->iomap, to an
  * ioend (iomap_add_to_ioend): the current one if they continue it, else a
- * new one after the current is written.  The blocks are no longer dirty:
- * they are being written.
+ * new one after the current is written (with @folio unlocked meanwhile).
+ * The blocks go from dirty to writeback.
  */
 static void add_to_ioend(struct writepage_ctx *wpc, struct folio *folio,
 			 unsigned int blk, unsigned int n)
@@ -112,7 +109,9 @@ static void add_to_ioend(struct writepage_ctx *wpc, struct folio *folio,
 	struct ioend_seg *last;
 
 	if (!ioend_can_add(wpc, pos, len, addr)) {
+		pthread_mutex_unlock(&folio->lock);
 		ioend_submit(wpc);
+		pthread_mutex_lock(&folio->lock);
 		ioend_start(wpc, pos, addr);
 	}
 	last = ioend->nr_segs ? &ioend->segs[ioend->nr_segs - 1] : NULL;
@@ -120,12 +119,12 @@ static void add_to_ioend(struct writepage_ctx *wpc, struct folio *folio,
 		last->n += n;
 	} else {
 		if (!last || last->folio != folio)
-			folio->wb_refs++;
+			folio_hold(pc, folio);
 		ioend->segs[ioend->nr_segs++] =
 			(struct ioend_seg){ folio, blk, n };
 	}
 	ioend->size += len;
-	folio_clear_dirty(pc, folio, blk, n);
+	folio_start_writeback(pc, folio, blk, n);
 }
 
 /*
@@ -192,11 +191,11 @@ int iomap_writepages(struct writepage_ctx *wpc, uint64_t start, uint64_t end)
 		if (folio_get(pc, wpc->indices[i], false, &folio) != 0)
 			continue;
 		pthread_mutex_lock(&folio->lock);
-		folio->wb_refs = 1;
 		err = writepage_map(wpc, folio);
 		if (err && !wpc->error)
 			wpc->error = err;
-		folio_release(wpc, folio);
+		pthread_mutex_unlock(&folio->lock);
+		folio_put(pc, folio);
 	}
 	ioend_submit(wpc);
 	return wpc->error;

@@ -12,10 +12,14 @@
  * and tries again.
  *
  * Locking: the cache's lock (innermost) protects the index, the lists,
- * reference counts and counters; a folio's lock protects its data and
- * bitmaps.  Take a folio's lock while holding a reference, never while
- * holding the cache's lock; hold at most one folio lock, except writeback,
- * which takes them in ascending index order.
+ * reference counts and counters; a folio's lock protects its data, bitmaps
+ * and writeback count.  Take a folio's lock while holding a reference,
+ * never while holding the cache's lock, and hold one folio lock at a time.
+ *
+ * Writeback, as the kernel's folio writeback bit: blocks taken for
+ * writeback stop being dirty and the folio counts one more write in
+ * flight; the folio is unlocked while the write runs, and whoever changes
+ * its data first waits until no write is in flight (stable pages).
  */
 #ifndef THINMAP_PAGECACHE_H
 #define THINMAP_PAGECACHE_H
@@ -34,7 +38,8 @@ struct folio {
 	unsigned char *data;		/* page_size bytes, 4 KiB aligned */
 	uint64_t uptodate[FOLIO_WORDS];	/* block holds the volume's data */
 	uint64_t dirty[FOLIO_WORDS];	/* block must be written back */
-	unsigned int wb_refs;		/* writeback's, under the lock */
+	unsigned int writeback;		/* writes in flight */
+	pthread_cond_t wb_done;		/* writeback dropped to 0 */
 	/* The cache's, under its lock: */
 	unsigned int refcount;
 	unsigned char list;		/* which list: FOLIO_LIST_* */
@@ -96,8 +101,30 @@ void pagecache_destroy(struct pagecache *pc);
 int folio_get(struct pagecache *pc, uint64_t index, bool create,
 	      struct folio **foliop);
 
-/* Drop a reference taken by folio_get(). */
+/* Drop a reference taken by folio_get() or folio_hold(). */
 void folio_put(struct pagecache *pc, struct folio *folio);
+
+/* Take another reference to @folio, which the caller holds already. */
+void folio_hold(struct pagecache *pc, struct folio *folio);
+
+/*
+ * Start writing back blocks [@first, @first + @n): they are no longer
+ * dirty, and the folio has one more write in flight.  Caller holds the
+ * folio's lock.
+ */
+void folio_start_writeback(struct pagecache *pc, struct folio *folio,
+			   unsigned int first, unsigned int n);
+
+/*
+ * The write of blocks [@first, @first + @n) is done: dirty them again if
+ * it failed (@error), and wake the waiters when none is left in flight.
+ * Caller holds the folio's lock.
+ */
+void folio_end_writeback(struct pagecache *pc, struct folio *folio,
+			 unsigned int first, unsigned int n, int error);
+
+/* Wait until @folio has no write in flight.  Caller holds its lock. */
+void folio_wait_writeback(struct folio *folio);
 
 /*
  * Mark blocks [@first, @first + @n) of @folio uptodate and dirty.  The
@@ -107,15 +134,8 @@ void folio_mark_dirty(struct pagecache *pc, struct folio *folio,
 		      unsigned int first, unsigned int n);
 
 /*
- * Clear the dirty bits of blocks [@first, @first + @n) (writeback took
- * them, or they were invalidated).  The caller holds the folio's lock.
- */
-void folio_clear_dirty(struct pagecache *pc, struct folio *folio,
-		       unsigned int first, unsigned int n);
-
-/*
- * Forget blocks [@first, @first + @n): neither uptodate nor dirty.  The
- * caller holds the folio's lock.
+ * Forget blocks [@first, @first + @n): neither uptodate nor dirty, once
+ * no write of the folio is in flight.  The caller holds the folio's lock.
  */
 void folio_invalidate(struct pagecache *pc, struct folio *folio,
 		      unsigned int first, unsigned int n);

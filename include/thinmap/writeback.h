@@ -10,10 +10,10 @@
  * grows while the logical and physical ranges stay contiguous and the type
  * is the same, up to IOEND_MAX_BYTES.
  *
- * Today an ioend is written synchronously as soon as it is complete, and
- * its folios stay locked until then (so writers wait: no block changes
- * while it is written).  One writeback runs at a time: the caller
- * serializes iomap_writepages() calls.
+ * Blocks in an ioend are under writeback (pagecache.h): writers wait for
+ * it to end before they change them.  Today an ioend is written
+ * synchronously as soon as it is complete.  One writeback runs at a time:
+ * the caller serializes iomap_writepages() calls.
  */
 #ifndef THINMAP_WRITEBACK_H
 #define THINMAP_WRITEBACK_H
@@ -54,8 +54,8 @@ struct iomap_writeback_ops {
 	int (*map_blocks)(struct writepage_ctx *wpc, uint64_t pos,
 			  uint64_t len);
 	/*
-	 * @ioend was written (ioend->error 0) or failed; its folios are
-	 * still locked.  On failure the blocks are dirtied again after
+	 * @ioend was written (ioend->error 0) or failed; its blocks are
+	 * still under writeback.  On failure they are dirtied again after
 	 * this returns.
 	 */
 	void (*end_io)(struct writepage_ctx *wpc, struct ioend *ioend);
