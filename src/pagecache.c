@@ -393,16 +393,17 @@ void folio_start_writeback(struct pagecache *pc, struct folio *folio,
 			   unsigned int first, unsigned int n)
 {
 	folio_clear_dirty(pc, folio, first, n);
-	folio->writeback++;
+	folio->writeback += n;
 }
 
 void folio_end_writeback(struct pagecache *pc, struct folio *folio,
 			 unsigned int first, unsigned int n, int error)
 {
-	assert(folio->writeback > 0);
+	assert(folio->writeback >= n);
 	if (error)
 		folio_mark_dirty(pc, folio, first, n);
-	if (--folio->writeback == 0)
+	folio->writeback -= n;
+	if (folio->writeback == 0)
 		pthread_cond_broadcast(&folio->wb_done);
 }
 

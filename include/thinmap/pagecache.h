@@ -38,7 +38,7 @@ struct folio {
 	unsigned char *data;		/* page_size bytes, 4 KiB aligned */
 	uint64_t uptodate[FOLIO_WORDS];	/* block holds the volume's data */
 	uint64_t dirty[FOLIO_WORDS];	/* block must be written back */
-	unsigned int writeback;		/* writes in flight */
+	unsigned int writeback;		/* blocks being written */
 	pthread_cond_t wb_done;		/* writeback dropped to 0 */
 	/* The cache's, under its lock: */
 	unsigned int refcount;
@@ -109,15 +109,14 @@ void folio_hold(struct pagecache *pc, struct folio *folio);
 
 /*
  * Start writing back blocks [@first, @first + @n): they are no longer
- * dirty, and the folio has one more write in flight.  Caller holds the
- * folio's lock.
+ * dirty, and count as being written.  Caller holds the folio's lock.
  */
 void folio_start_writeback(struct pagecache *pc, struct folio *folio,
 			   unsigned int first, unsigned int n);
 
 /*
  * The write of blocks [@first, @first + @n) is done: dirty them again if
- * it failed (@error), and wake the waiters when none is left in flight.
+ * it failed (@error), and wake the waiters when no block is being written.
  * Caller holds the folio's lock.
  */
 void folio_end_writeback(struct pagecache *pc, struct folio *folio,
