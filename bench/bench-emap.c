@@ -28,7 +28,6 @@
  * both orders: >= 5e6 random lookups/s, <= 48 heap bytes per extent.
  * Exit status: 0 all targets pass, 1 a target fails, 2 an error.
  */
-#include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <malloc.h>
@@ -37,13 +36,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "thinmap/emap.h"
 #include "thinmap/extent.h"
 
 #include "../tests/model.h"
+#include "bench.h"
+
+#define PROG "bench-emap"
 
 #define TARGET_LOOKUPS_PER_S 5e6
 #define TARGET_BYTES_PER_EXTENT 48.0
@@ -67,14 +68,6 @@ struct order_result {
 	double heap_bytes; /* per extent */
 	double rss_bytes; /* per extent */
 };
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* Bytes malloc has handed out and not had back, headers included. */
 static double heap_in_use(void)
@@ -103,12 +96,6 @@ static double rss_bytes(void)
 	if (sscanf(buf, "%lu %lu", &size, &resident) != 2)
 		return 0;
 	return (double)resident * sysconf(_SC_PAGESIZE);
-}
-
-/* Uniform in [0, @n) without a division in the timed loop. */
-static inline uint64_t rng_scaled(struct rng *r, uint64_t n)
-{
-	return (uint64_t)(((unsigned __int128)rng_next(r) * n) >> 64);
 }
 
 /*
@@ -212,15 +199,15 @@ static double time_lookups_random(const struct emap *map, uint64_t end,
 	struct extent ext;
 	uint64_t i, sum = 0;
 	volatile uint64_t sink;
-	double t0 = now();
+	double t0 = bench_now();
 
 	for (i = 0; i < count; i++) {
-		emap_lookup(map, rng_scaled(&r, end), &ext);
+		emap_lookup(map, bench_rng_scaled(&r, end), &ext);
 		sum += ext.lblk + ext.state;
 	}
 	sink = sum;
 	(void)sink;
-	return count / (now() - t0);
+	return count / (bench_now() - t0);
 }
 
 /* Lookups every @stride blocks through [0, @end), wrapping around. */
@@ -230,7 +217,7 @@ static double time_lookups_stride(const struct emap *map, uint64_t end,
 	struct extent ext;
 	uint64_t i, lblk = 0, sum = 0;
 	volatile uint64_t sink;
-	double t0 = now();
+	double t0 = bench_now();
 
 	for (i = 0; i < count; i++) {
 		emap_lookup(map, lblk, &ext);
@@ -241,7 +228,7 @@ static double time_lookups_stride(const struct emap *map, uint64_t end,
 	}
 	sink = sum;
 	(void)sink;
-	return count / (now() - t0);
+	return count / (bench_now() - t0);
 }
 
 static int remove_all(struct emap *map, const struct extent *exts, size_t n)
@@ -274,11 +261,11 @@ static int build_and_weigh(struct emap *map, const struct extent *exts,
 	malloc_trim(0);
 	heap0 = heap_in_use();
 	rss0 = rss_bytes();
-	t0 = now();
+	t0 = bench_now();
 	emap_init(map);
 	if (build_map(map, exts, n))
 		return -1;
-	res->insert_per_s = n / (now() - t0);
+	res->insert_per_s = n / (bench_now() - t0);
 	res->heap_bytes = (heap_in_use() - heap0) / n;
 	res->rss_bytes = (rss_bytes() - rss0) / n;
 	res->tree_bytes = (double)emap_bytes(map) / emap_count(map);
@@ -300,10 +287,10 @@ static int run_order(const struct bench_opts *o, struct extent *exts,
 		time_lookups_random(&map, end, o->nr_lookups, o->seed + 1);
 	res->lookup_seq_per_s =
 		time_lookups_stride(&map, end, o->nr_lookups, o->stride);
-	t0 = now();
+	t0 = bench_now();
 	if (remove_all(&map, exts, o->nr_extents))
 		goto out;
-	res->remove_per_s = o->nr_extents / (now() - t0);
+	res->remove_per_s = o->nr_extents / (bench_now() - t0);
 	ret = 0;
 out:
 	emap_destroy(&map);
@@ -369,20 +356,6 @@ static bool check_targets(const struct order_result *r)
 	return pass;
 }
 
-static uint64_t parse_count(const char *arg, char opt)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(arg, &end); /* so that -n 1e6 works */
-	if (errno || *end || v < 1 || v > 1e12 || v != (uint64_t)v) {
-		fprintf(stderr, "bench-emap: -%c: bad count '%s'\n", opt, arg);
-		exit(2);
-	}
-	return (uint64_t)v;
-}
-
 static void usage(void)
 {
 	fprintf(stderr, "usage: bench-emap [-n EXTENTS] [-l LOOKUPS] "
@@ -397,16 +370,18 @@ static void parse_opts(int argc, char **argv, struct bench_opts *o)
 	while ((c = getopt(argc, argv, "n:l:s:S:h")) != -1) {
 		switch (c) {
 		case 'n':
-			o->nr_extents = parse_count(optarg, c);
+			o->nr_extents =
+				bench_parse_count(PROG, optarg, c, 1e12);
 			break;
 		case 'l':
-			o->nr_lookups = parse_count(optarg, c);
+			o->nr_lookups =
+				bench_parse_count(PROG, optarg, c, 1e12);
 			break;
 		case 's':
-			o->stride = parse_count(optarg, c);
+			o->stride = bench_parse_count(PROG, optarg, c, 1e12);
 			break;
 		case 'S':
-			o->seed = parse_count(optarg, c);
+			o->seed = bench_parse_count(PROG, optarg, c, 1e12);
 			break;
 		default:
 			usage();

@@ -63,7 +63,6 @@
  */
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -72,21 +71,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "thinmap/create.h"
-#include "thinmap/error.h"
 #include "thinmap/size.h"
 #include "thinmap/volume.h"
 
 #include "../tests/model.h"
+#include "bench.h"
+
+#define PROG "bench-io"
 
 #define VOLUME_BYTES (UINT64_C(4) << 30)
 #define SEQ_IO (1u << 20)
 #define RAND_IO 4096u
 #define SMALL_CACHE (UINT64_C(16) << 20)
-#define MAX_REPEATS 100
 
 #define TARGET_SEQ_GBS 2.0
 #define TARGET_RAND_WRITE 1e6
@@ -105,9 +104,7 @@ struct bench_opts {
 	uint64_t nr_ops;
 	uint64_t seed;
 	unsigned int buf_offset; /* of the I/O buffer from a page boundary */
-	int repeats;
-	const char *dir; /* NULL: a fresh one under $TMPDIR */
-	bool keep;
+	struct bench_run_opts run;
 };
 
 /* One run's numbers, in the order measured; medians are reported. */
@@ -162,28 +159,6 @@ struct run_ctx {
 	double m[NR_METRICS];
 };
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static void fail(const char *what, int err)
-{
-	const char *msg = tm_get_error();
-
-	fprintf(stderr, "bench-io: %s: %s%s%s\n", what, strerror(-err),
-		*msg ? ": " : "", msg);
-}
-
-/* Uniform in [0, @n) without a division in the timed loop. */
-static inline uint64_t rng_scaled(struct rng *r, uint64_t n)
-{
-	return (uint64_t)(((unsigned __int128)rng_next(r) * n) >> 64);
-}
-
 /* Mark the 4 KiB block at @buf as written at @pos by phase @tag. */
 static inline void stamp_block(uint64_t *buf, uint64_t pos, enum tag tag)
 {
@@ -200,74 +175,30 @@ static void stamp_blocks(uint64_t *buf, uint64_t len, uint64_t pos,
 		stamp_block(buf + i / 8, pos + i, tag);
 }
 
-/* A fresh scratch directory, malloced; a -d DIR must be empty or absent. */
-static char *make_scratch(const struct bench_opts *o)
+/* Make -d @dir if absent and check it is empty: the runs go in it. */
+static int check_dir(const char *dir)
 {
-	const char *tmp = getenv("TMPDIR");
 	struct dirent *de;
-	char *dir;
 	DIR *d;
 
-	if (!o->dir) {
-		if (asprintf(&dir, "%s/thinmap-bench-XXXXXX",
-			     tmp ? tmp : "/tmp") < 0)
-			return NULL;
-		if (!mkdtemp(dir)) {
-			perror("bench-io: mkdtemp");
-			free(dir);
-			return NULL;
-		}
-		return dir;
+	if (mkdir(dir, 0755) && errno != EEXIST) {
+		perror(dir);
+		return -1;
 	}
-	if (mkdir(o->dir, 0755) && errno != EEXIST) {
-		perror(o->dir);
-		return NULL;
-	}
-	d = opendir(o->dir);
+	d = opendir(dir);
 	if (!d) {
-		perror(o->dir);
-		return NULL;
+		perror(dir);
+		return -1;
 	}
 	while ((de = readdir(d)))
 		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
 			break;
 	closedir(d);
 	if (de) {
-		fprintf(stderr, "bench-io: %s is not empty\n", o->dir);
-		return NULL;
+		fprintf(stderr, "bench-io: %s is not empty\n", dir);
+		return -1;
 	}
-	return strdup(o->dir);
-}
-
-static int remove_one(const char *path, const struct stat *st, int type,
-		      struct FTW *ftw)
-{
-	(void)st;
-	(void)type;
-	(void)ftw;
-	if (remove(path))
-		perror(path);
 	return 0;
-}
-
-static void remove_tree(const char *dir)
-{
-	nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static int create_bench_volume(const char *dir)
-{
-	struct create_opts co = { .size = VOLUME_BYTES,
-				  .capacity = VOLUME_BYTES };
-	struct thinmap_sb sb;
-	int ret;
-
-	ret = create_plan(&co, &sb);
-	if (!ret)
-		ret = create_volume(dir, &sb);
-	if (ret)
-		fail("creating the volume", ret);
-	return ret;
 }
 
 static int open_bench_volume(const char *dir, uint64_t cache, uint64_t dirty,
@@ -279,7 +210,7 @@ static int open_bench_volume(const char *dir, uint64_t cache, uint64_t dirty,
 
 	ret = volume_open(dir, 0, &params, volp);
 	if (ret)
-		fail("volume_open", ret);
+		bench_fail(PROG, "volume_open", ret);
 	return ret;
 }
 
@@ -305,18 +236,18 @@ static int time_seq_write(struct run_ctx *c, uint64_t start, uint64_t len,
 			  double *rate)
 {
 	uint64_t pos;
-	double t0 = now();
+	double t0 = bench_now();
 	int ret;
 
 	for (pos = start; pos < start + len; pos += SEQ_IO) {
 		stamp_blocks(c->buf, SEQ_IO, pos, TAG_SEQ);
 		ret = volume_pwrite(c->vol, c->buf, SEQ_IO, pos, 0);
 		if (ret) {
-			fail("sequential write", ret);
+			bench_fail(PROG, "sequential write", ret);
 			return ret;
 		}
 	}
-	*rate = len / (now() - t0) / 1e9;
+	*rate = len / (bench_now() - t0) / 1e9;
 	return 0;
 }
 
@@ -344,17 +275,17 @@ static int time_hole_write(struct run_ctx *c, uint64_t start, enum tag tag,
 	int ret;
 
 	shuffle_blocks(c, nblks);
-	t0 = now();
+	t0 = bench_now();
 	for (i = 0; i < nblks; i++) {
 		pos = start + (uint64_t)c->perm[i] * RAND_IO;
 		stamp_block(c->buf, pos, tag);
 		ret = volume_pwrite(c->vol, c->buf, RAND_IO, pos, 0);
 		if (ret) {
-			fail("random write", ret);
+			bench_fail(PROG, "random write", ret);
 			return ret;
 		}
 	}
-	*rate = nblks / (now() - t0);
+	*rate = nblks / (bench_now() - t0);
 	return 0;
 }
 
@@ -362,19 +293,19 @@ static int time_hole_write(struct run_ctx *c, uint64_t start, enum tag tag,
 static int time_over_write(struct run_ctx *c, uint64_t start)
 {
 	uint64_t i, pos, nblks = c->o->region_bytes / RAND_IO;
-	double t0 = now();
+	double t0 = bench_now();
 	int ret;
 
 	for (i = 0; i < c->o->nr_ops; i++) {
-		pos = start + rng_scaled(&c->rng, nblks) * RAND_IO;
+		pos = start + bench_rng_scaled(&c->rng, nblks) * RAND_IO;
 		stamp_block(c->buf, pos, TAG_OVER);
 		ret = volume_pwrite(c->vol, c->buf, RAND_IO, pos, 0);
 		if (ret) {
-			fail("random overwrite", ret);
+			bench_fail(PROG, "random overwrite", ret);
 			return ret;
 		}
 	}
-	c->m[M_OVER_WRITE] = c->o->nr_ops / (now() - t0);
+	c->m[M_OVER_WRITE] = c->o->nr_ops / (bench_now() - t0);
 	return 0;
 }
 
@@ -383,19 +314,19 @@ static int time_read(struct run_ctx *c, uint64_t start)
 {
 	uint64_t i, pos, sum = 0, nblks = c->o->region_bytes / RAND_IO;
 	volatile uint64_t sink;
-	double t0 = now();
+	double t0 = bench_now();
 	int ret;
 
 	for (i = 0; i < c->o->nr_ops; i++) {
-		pos = start + rng_scaled(&c->rng, nblks) * RAND_IO;
+		pos = start + bench_rng_scaled(&c->rng, nblks) * RAND_IO;
 		ret = volume_pread(c->vol, c->buf, RAND_IO, pos);
 		if (ret) {
-			fail("random read", ret);
+			bench_fail(PROG, "random read", ret);
 			return ret;
 		}
 		sum += c->buf[0];
 	}
-	c->m[M_READ] = c->o->nr_ops / (now() - t0);
+	c->m[M_READ] = c->o->nr_ops / (bench_now() - t0);
 	sink = sum;
 	(void)sink;
 	return 0;
@@ -403,13 +334,13 @@ static int time_read(struct run_ctx *c, uint64_t start)
 
 static int time_flush(struct run_ctx *c, double *secs)
 {
-	double t0 = now();
+	double t0 = bench_now();
 	int ret;
 
 	ret = volume_flush(c->vol);
-	*secs = now() - t0;
+	*secs = bench_now() - t0;
 	if (ret)
-		fail("volume_flush", ret);
+		bench_fail(PROG, "volume_flush", ret);
 	return ret;
 }
 
@@ -432,7 +363,7 @@ static int verify_range(struct run_ctx *c, uint64_t start, uint64_t len,
 	for (pos = start; pos < start + len; pos += SEQ_IO) {
 		ret = volume_pread(c->vol, c->buf, SEQ_IO, pos);
 		if (ret) {
-			fail("reading back", ret);
+			bench_fail(PROG, "reading back", ret);
 			return ret;
 		}
 		for (i = 0; i < SEQ_IO; i += RAND_IO)
@@ -519,7 +450,7 @@ static int run_warm(struct run_ctx *c)
 
 	ret = volume_trim(c->vol, o->seq_bytes + o->region_bytes, 0, 0);
 	if (ret) {
-		fail("volume_trim", ret);
+		bench_fail(PROG, "volume_trim", ret);
 		return ret;
 	}
 	ret = write_holes(c, &c->m[M_SEQ_WRITE], &c->m[M_HOLE_WRITE]);
@@ -553,7 +484,7 @@ static int close_volume(struct run_ctx *c)
 
 	c->vol = NULL;
 	if (ret)
-		fail("volume_close", ret);
+		bench_fail(PROG, "volume_close", ret);
 	return ret;
 }
 
@@ -561,9 +492,10 @@ static int close_volume(struct run_ctx *c)
 static int run_once(struct run_ctx *c, const char *dir)
 {
 	const struct bench_opts *o = c->o;
+	struct thinmap_sb sb;
 	int ret;
 
-	ret = create_bench_volume(dir);
+	ret = bench_create_volume(PROG, dir, VOLUME_BYTES, &sb);
 	if (ret)
 		return ret;
 	ret = open_bench_volume(dir, o->cache_bytes, o->cache_bytes, &c->vol);
@@ -580,22 +512,14 @@ static int run_once(struct run_ctx *c, const char *dir)
 	return ret;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
 static double median(const double (*m)[NR_METRICS], int n, enum metric k)
 {
-	double v[MAX_REPEATS];
+	double v[BENCH_MAX_REPEATS];
 	int i;
 
 	for (i = 0; i < n; i++)
 		v[i] = m[i][k];
-	qsort(v, n, sizeof(v[0]), cmp_double);
-	return v[n / 2];
+	return bench_median(v, n);
 }
 
 static void print_value(double v, const char *unit)
@@ -666,13 +590,13 @@ static void print_header(const struct bench_opts *o, const char *dir)
 	       dir, format_size(o->cache_bytes, cache, sizeof(cache)),
 	       format_size(o->seq_bytes, seq, sizeof(seq)),
 	       format_size(o->region_bytes, region, sizeof(region)),
-	       (unsigned long long)o->nr_ops, o->buf_offset, o->repeats,
+	       (unsigned long long)o->nr_ops, o->buf_offset, o->run.repeats,
 	       (unsigned long long)o->seed);
 }
 
 static int run_all(const struct bench_opts *o, const char *scratch)
 {
-	double m[MAX_REPEATS][NR_METRICS];
+	double m[BENCH_MAX_REPEATS][NR_METRICS];
 	struct run_ctx c = { .o = o, .rng = { o->seed } };
 	char dir[PATH_MAX];
 	int i, ret = 2;
@@ -685,33 +609,19 @@ static int run_all(const struct bench_opts *o, const char *scratch)
 	c.buf = (uint64_t *)((char *)c.mem + o->buf_offset);
 	memset(c.buf, 0xa5, SEQ_IO);
 	print_header(o, scratch);
-	for (i = 0; i < o->repeats; i++) {
+	for (i = 0; i < o->run.repeats; i++) {
 		snprintf(dir, sizeof(dir), "%s/run-%d", scratch, i + 1);
 		if (run_once(&c, dir))
 			goto out;
 		memcpy(m[i], c.m, sizeof(c.m));
-		if (!o->keep)
-			remove_tree(dir);
+		if (!o->run.keep)
+			bench_remove_tree(dir);
 	}
-	ret = report((const double(*)[NR_METRICS])m, o->repeats);
+	ret = report((const double(*)[NR_METRICS])m, o->run.repeats);
 out:
 	free(c.perm);
 	free(c.mem);
 	return ret;
-}
-
-static uint64_t parse_count(const char *arg, char opt, uint64_t max)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(arg, &end); /* so that -n 1e6 works */
-	if (errno || *end || v < 1 || v > max || v != (uint64_t)v) {
-		fprintf(stderr, "bench-io: -%c: bad count '%s'\n", opt, arg);
-		exit(2);
-	}
-	return (uint64_t)v;
 }
 
 /* A size in bytes, a positive multiple of SEQ_IO. */
@@ -774,6 +684,8 @@ static void parse_opts(int argc, char **argv, struct bench_opts *o)
 	int c;
 
 	while ((c = getopt(argc, argv, "s:R:c:n:r:S:a:d:kh")) != -1) {
+		if (bench_run_opt(PROG, c, optarg, &o->run))
+			continue;
 		switch (c) {
 		case 's':
 			o->seq_bytes = parse_bytes(optarg, c);
@@ -785,22 +697,13 @@ static void parse_opts(int argc, char **argv, struct bench_opts *o)
 			o->cache_bytes = parse_bytes(optarg, c);
 			break;
 		case 'n':
-			o->nr_ops = parse_count(optarg, c, 1e12);
-			break;
-		case 'r':
-			o->repeats = parse_count(optarg, c, MAX_REPEATS);
+			o->nr_ops = bench_parse_count(PROG, optarg, c, 1e12);
 			break;
 		case 'S':
-			o->seed = parse_count(optarg, c, 1e18);
+			o->seed = bench_parse_count(PROG, optarg, c, 1e18);
 			break;
 		case 'a':
 			o->buf_offset = parse_offset(optarg);
-			break;
-		case 'd':
-			o->dir = optarg;
-			break;
-		case 'k':
-			o->keep = true;
 			break;
 		default:
 			usage();
@@ -819,20 +722,22 @@ int main(int argc, char **argv)
 		.cache_bytes = UINT64_C(1) << 30,
 		.nr_ops = UINT64_C(1) << 20,
 		.seed = 1,
-		.repeats = 3,
+		.run = { .repeats = 3 },
 	};
 	char *dir;
 	int ret;
 
 	parse_opts(argc, argv, &o);
-	dir = make_scratch(&o);
+	if (o.run.dir && check_dir(o.run.dir))
+		return 2;
+	dir = bench_make_scratch(PROG, o.run.dir);
 	if (!dir)
 		return 2;
 	ret = run_all(&o, dir);
-	if (o.keep)
+	if (o.run.keep)
 		printf("kept the volumes in %s\n", dir);
 	else
-		remove_tree(dir);
+		bench_remove_tree(dir);
 	free(dir);
 	return ret;
 }

@@ -41,27 +41,25 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "thinmap/create.h"
-#include "thinmap/error.h"
 #include "thinmap/extent.h"
 #include "thinmap/meta.h"
 #include "thinmap/volume.h"
 
+#include "bench.h"
+
+#define PROG "bench-open"
+
 #define TARGET_OPEN_S 1.0
 #define VOLUME_BYTES (UINT64_C(1) << 40)
-#define MAX_REPEATS 100
 
 struct bench_opts {
 	uint64_t nr_extents;
 	uint64_t batch;
-	int repeats;
-	const char *dir; /* NULL: a fresh one under $TMPDIR */
-	bool keep;
+	struct bench_run_opts run;
 };
 
 struct open_mode {
@@ -77,67 +75,6 @@ static const struct open_mode modes[] = {
 	{ "ro_cold", VOLUME_RDONLY, true },
 };
 #define NR_MODES (sizeof(modes) / sizeof(modes[0]))
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static void fail(const char *what, int err)
-{
-	const char *msg = tm_get_error();
-
-	fprintf(stderr, "bench-open: %s: %s%s%s\n", what, strerror(-err),
-		*msg ? ": " : "", msg);
-}
-
-/* A fresh scratch directory for the volume, malloced. */
-static char *make_scratch(const struct bench_opts *o)
-{
-	const char *tmp = getenv("TMPDIR");
-	char *dir;
-
-	if (o->dir)
-		return strdup(o->dir);
-	if (asprintf(&dir, "%s/thinmap-bench-XXXXXX", tmp ? tmp : "/tmp") < 0)
-		return NULL;
-	if (!mkdtemp(dir)) {
-		perror("bench-open: mkdtemp");
-		free(dir);
-		return NULL;
-	}
-	return dir;
-}
-
-static int remove_one(const char *path, const struct stat *st, int type,
-		      struct FTW *ftw)
-{
-	if (remove(path))
-		perror(path);
-	return 0;
-}
-
-static void remove_scratch(const char *dir)
-{
-	nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static int create_bench_volume(const char *dir, struct thinmap_sb *sb)
-{
-	struct create_opts co = { .size = VOLUME_BYTES,
-				  .capacity = VOLUME_BYTES };
-	int ret;
-
-	ret = create_plan(&co, sb);
-	if (!ret)
-		ret = create_volume(dir, sb);
-	if (ret)
-		fail("creating the volume", ret);
-	return ret;
-}
 
 /* Record @i: see the comment at the top. */
 static void bench_record(const struct thinmap_sb *sb, uint64_t i,
@@ -193,13 +130,13 @@ static double write_records(const char *dir, const struct bench_opts *o)
 	char metadir[PATH_MAX];
 	struct meta *meta;
 	uint64_t first, n;
-	double t0 = now();
+	double t0 = bench_now();
 	int ret;
 
 	snprintf(metadir, sizeof(metadir), "%s/meta", dir);
 	ret = meta_open(metadir, false, &meta);
 	if (ret) {
-		fail("meta_open", ret);
+		bench_fail(PROG, "meta_open", ret);
 		return -1;
 	}
 	for (first = 0; first < o->nr_extents; first += n) {
@@ -207,12 +144,12 @@ static double write_records(const char *dir, const struct bench_opts *o)
 						     : o->batch;
 		ret = write_batch(meta, first, n, first + n == o->nr_extents);
 		if (ret) {
-			fail("writing records", ret);
+			bench_fail(PROG, "writing records", ret);
 			break;
 		}
 	}
 	meta_close(meta);
-	return ret ? -1 : now() - t0;
+	return ret ? -1 : bench_now() - t0;
 }
 
 static int evict_one(const char *path, const struct stat *st, int type,
@@ -248,11 +185,11 @@ static double time_open(const char *dir, const struct open_mode *mode,
 
 	if (mode->cold)
 		evict_volume(dir);
-	t0 = now();
+	t0 = bench_now();
 	ret = volume_open(dir, mode->flags, NULL, &vol);
-	secs = now() - t0;
+	secs = bench_now() - t0;
 	if (ret) {
-		fail("volume_open", ret);
+		bench_fail(PROG, "volume_open", ret);
 		return -1;
 	}
 	volume_stat(vol, &st);
@@ -268,29 +205,21 @@ static double time_open(const char *dir, const struct open_mode *mode,
 	return secs;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* Open @o->repeats times in @mode; sets min and median seconds. */
+/* Open @o->run.repeats times in @mode; sets min and median seconds. */
 static int measure_mode(const char *dir, const struct bench_opts *o,
 			const struct open_mode *mode, double *min,
 			double *median)
 {
-	double secs[MAX_REPEATS];
+	double secs[BENCH_MAX_REPEATS];
 	int i;
 
-	for (i = 0; i < o->repeats; i++) {
+	for (i = 0; i < o->run.repeats; i++) {
 		secs[i] = time_open(dir, mode, o->nr_extents);
 		if (secs[i] < 0)
 			return -1;
 	}
-	qsort(secs, o->repeats, sizeof(secs[0]), cmp_double);
+	*median = bench_median(secs, o->run.repeats);
 	*min = secs[0];
-	*median = secs[o->repeats / 2];
 	return 0;
 }
 
@@ -341,7 +270,7 @@ static int run(const char *dir, const struct bench_opts *o, bool *created)
 	struct thinmap_sb sb;
 	double write_s;
 
-	if (create_bench_volume(dir, &sb))
+	if (bench_create_volume(PROG, dir, VOLUME_BYTES, &sb))
 		return 2;
 	*created = true;
 	if (check_fits(o, &sb))
@@ -349,7 +278,7 @@ static int run(const char *dir, const struct bench_opts *o, bool *created)
 	printf("bench-open: %s, %llu records (1 block each, every other "
 	       "block), %u AGs of %u blocks of %u bytes, %d opens per way\n",
 	       dir, (unsigned long long)o->nr_extents, sb.ag_count,
-	       sb.ag_blocks, sb.block_size, o->repeats);
+	       sb.ag_blocks, sb.block_size, o->run.repeats);
 	write_s = write_records(dir, o);
 	if (write_s < 0)
 		return 2;
@@ -357,20 +286,6 @@ static int run(const char *dir, const struct bench_opts *o, bool *created)
 	       (unsigned long long)o->nr_extents, write_s,
 	       (unsigned long long)o->batch);
 	return measure_opens(dir, o, write_s);
-}
-
-static uint64_t parse_count(const char *arg, char opt, uint64_t max)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(arg, &end); /* so that -n 1e6 works */
-	if (errno || *end || v < 1 || v > max || v != (uint64_t)v) {
-		fprintf(stderr, "bench-open: -%c: bad count '%s'\n", opt, arg);
-		exit(2);
-	}
-	return (uint64_t)v;
 }
 
 static void usage(void)
@@ -385,21 +300,15 @@ static void parse_opts(int argc, char **argv, struct bench_opts *o)
 	int c;
 
 	while ((c = getopt(argc, argv, "n:b:r:d:kh")) != -1) {
+		if (bench_run_opt(PROG, c, optarg, &o->run))
+			continue;
 		switch (c) {
 		case 'n':
-			o->nr_extents = parse_count(optarg, c, 1e10);
+			o->nr_extents =
+				bench_parse_count(PROG, optarg, c, 1e10);
 			break;
 		case 'b':
-			o->batch = parse_count(optarg, c, 1e10);
-			break;
-		case 'r':
-			o->repeats = parse_count(optarg, c, MAX_REPEATS);
-			break;
-		case 'd':
-			o->dir = optarg;
-			break;
-		case 'k':
-			o->keep = true;
+			o->batch = bench_parse_count(PROG, optarg, c, 1e10);
 			break;
 		default:
 			usage();
@@ -414,21 +323,21 @@ int main(int argc, char **argv)
 	struct bench_opts o = {
 		.nr_extents = 1000000,
 		.batch = 10000,
-		.repeats = 3,
+		.run = { .repeats = 3 },
 	};
 	bool created = false;
 	char *dir;
 	int ret;
 
 	parse_opts(argc, argv, &o);
-	dir = make_scratch(&o);
+	dir = bench_make_scratch(PROG, o.run.dir);
 	if (!dir)
 		return 2;
 	ret = run(dir, &o, &created);
-	if (o.keep && created)
+	if (o.run.keep && created)
 		printf("kept the volume in %s\n", dir);
-	else if (created || !o.dir)
-		remove_scratch(dir);
+	else if (created || !o.run.dir)
+		bench_remove_tree(dir);
 	free(dir);
 	return ret;
 }
