@@ -312,11 +312,9 @@ int folio_get(struct pagecache *pc, uint64_t index, bool create,
 
 int pagecache_balance_dirty(struct pagecache *pc)
 {
-	bool over;
+	bool over = __atomic_load_n(&pc->dirty_blocks, __ATOMIC_RELAXED) >
+		    pc->dirty_limit;
 
-	pthread_mutex_lock(&pc->lock);
-	over = pc->dirty_blocks > pc->dirty_limit;
-	pthread_mutex_unlock(&pc->lock);
 	return over ? pc->writeback(pc->owner) : 0;
 }
 
@@ -344,7 +342,12 @@ void folio_put(struct pagecache *pc, struct folio *folio)
 	pthread_mutex_unlock(&pc->lock);
 }
 
-/* Account @delta dirty blocks of @folio and put it on the right list. */
+/*
+ * Account @delta dirty blocks of @folio and put it on the right list.  The
+ * caller holds the folio's lock and a reference: its list is then NONE or
+ * DIRTY and changes only here, so it can be read without the cache's lock,
+ * which is taken only to move it.
+ */
 static void dirty_account(struct pagecache *pc, struct folio *folio,
 			  int64_t delta)
 {
@@ -353,11 +356,14 @@ static void dirty_account(struct pagecache *pc, struct folio *folio,
 
 	if (delta == 0)
 		return;
+	__atomic_add_fetch(&pc->dirty_blocks, (uint64_t)delta,
+			   __ATOMIC_RELAXED);
+	if ((folio->list == FOLIO_LIST_DIRTY) == dirty)
+		return;
 	pthread_mutex_lock(&pc->lock);
-	pc->dirty_blocks += (uint64_t)delta;
-	if (dirty && folio->list != FOLIO_LIST_DIRTY)
+	if (dirty)
 		list_move_tail(pc, folio, FOLIO_LIST_DIRTY);
-	else if (!dirty && folio->list == FOLIO_LIST_DIRTY)
+	else
 		list_del(pc, folio);	/* held: folio_put() files it */
 	pthread_mutex_unlock(&pc->lock);
 }
@@ -513,12 +519,8 @@ uint64_t pagecache_data_run(struct pagecache *pc, uint64_t first, uint64_t end,
 
 uint64_t pagecache_dirty_bytes(struct pagecache *pc)
 {
-	uint64_t blocks;
-
-	pthread_mutex_lock(&pc->lock);
-	blocks = pc->dirty_blocks;
-	pthread_mutex_unlock(&pc->lock);
-	return blocks << pc->block_shift;
+	return __atomic_load_n(&pc->dirty_blocks, __ATOMIC_RELAXED)
+	       << pc->block_shift;
 }
 
 uint64_t pagecache_bytes(struct pagecache *pc)

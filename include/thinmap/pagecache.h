@@ -12,7 +12,7 @@
  * and tries again.
  *
  * Locking: the cache's lock (innermost) protects the index, the lists,
- * reference counts and counters; a folio's lock protects its data, bitmaps
+ * reference counts and the folio count (the dirty count is atomic); a folio's lock protects its data, bitmaps
  * and writeback count.  Take a folio's lock while holding a reference,
  * never while holding the cache's lock, and hold one folio lock at a time.
  *
@@ -63,7 +63,7 @@ struct pagecache {
 	struct folio_list lru;		/* clean, unreferenced: oldest first */
 	struct folio_list dirty;	/* with dirty blocks */
 	struct folio_list free;		/* empty, out of the index */
-	uint64_t dirty_blocks;
+	uint64_t dirty_blocks;		/* atomic */
 	uint64_t dirty_limit;		/* blocks: writers write back above */
 	uint64_t ra_next;		/* where a sequential read goes next */
 	/*
