@@ -31,9 +31,10 @@ static void rec_to_extent(const struct btree_cursor *cur, struct extent *ext)
 
 static int store_lookup_le(void *store, uint64_t lblk, struct extent *ext)
 {
+	struct emap *map = store;
 	struct btree_cursor cur;
 
-	if (!btree_seek_le(store, lblk, &cur))
+	if (!btree_seek_le(&map->tree, lblk, &cur))
 		return -ENOENT;
 	rec_to_extent(&cur, ext);
 	return 0;
@@ -41,9 +42,10 @@ static int store_lookup_le(void *store, uint64_t lblk, struct extent *ext)
 
 static int store_lookup_ge(void *store, uint64_t lblk, struct extent *ext)
 {
+	struct emap *map = store;
 	struct btree_cursor cur;
 
-	if (!btree_seek_ge(store, lblk, &cur))
+	if (!btree_seek_ge(&map->tree, lblk, &cur))
 		return -ENOENT;
 	rec_to_extent(&cur, ext);
 	return 0;
@@ -54,19 +56,44 @@ static void no_extent(struct extent *ext)
 	ext->state = EXT_HOLE;
 }
 
+/*
+ * The search of store_neighbours(): the hint of the exclusive lookup that
+ * found the hole at @lblk if there is one (no extent starts at @lblk, so
+ * the last extent at or before it is the last one before it), else a
+ * descent.  Returns whether there is an extent before @lblk.
+ */
+static bool seek_before(struct emap *map, uint64_t lblk,
+			struct btree_cursor *cur)
+{
+	if (map->hint.hole && map->hint.hole_lblk == lblk) {
+		*cur = map->hint.cur;
+		return map->hint.found;
+	}
+	return lblk > 0 && btree_seek_le(&map->tree, lblk - 1, cur);
+}
+
+static void hint_forget(struct emap *map)
+{
+	map->hint.hole = map->hint.left = false;
+}
+
 static int store_neighbours(void *store, uint64_t lblk, struct extent *left,
 			    struct extent *right)
 {
+	struct emap *map = store;
 	struct btree_cursor cur;
 	bool found;
 
 	no_extent(left);
 	no_extent(right);
-	if (lblk > 0 && btree_seek_le(store, lblk - 1, &cur)) {
+	map->hint.left = seek_before(map, lblk, &cur);
+	map->hint.hole = false;
+	if (map->hint.left) {
 		rec_to_extent(&cur, left);
+		map->hint.cur = cur;
 		found = btree_next(&cur);
 	} else {
-		found = btree_seek_ge(store, lblk, &cur);
+		found = btree_seek_ge(&map->tree, lblk, &cur);
 	}
 	if (found)
 		rec_to_extent(&cur, right);
@@ -75,19 +102,31 @@ static int store_neighbours(void *store, uint64_t lblk, struct extent *left,
 
 static int store_put(void *store, const struct extent *ext)
 {
-	struct emap_rec rec = {
+	const struct emap_rec rec = {
 		.pblk = ext->pblk,
 		.len = (uint32_t)ext->len,
 		.state = ext->state,
 	};
 
+	struct emap *map = store;
+	struct emap_hint *h = &map->hint;
+
 	assert(ext->len > 0 && ext->len <= EXTENT_MAX_LEN);
-	return btree_put(store, ext->lblk, &rec);
+	if (h->left && btree_key(&h->cur) == ext->lblk) {
+		memcpy(btree_val(&h->cur), &rec, sizeof rec);	/* in place */
+		hint_forget(map);
+		return 0;
+	}
+	hint_forget(map);
+	return btree_put(&map->tree, ext->lblk, &rec);
 }
 
 static int store_del(void *store, uint64_t lblk)
 {
-	return btree_delete(store, lblk);
+	struct emap *map = store;
+
+	hint_forget(map);
+	return btree_delete(&map->tree, lblk);
 }
 
 static const struct extent_store_ops emap_store_ops = {
@@ -102,6 +141,7 @@ void emap_init(struct emap *map)
 {
 	btree_init(&map->tree);
 	map->seq = 0;
+	hint_forget(map);
 }
 
 void emap_destroy(struct emap *map)
@@ -109,49 +149,70 @@ void emap_destroy(struct emap *map)
 	btree_destroy(&map->tree);
 }
 
+/* emap_lookup() with the first search's cursor in *@cur (if it found). */
+static bool lookup(const struct emap *map, uint64_t lblk, struct extent *ext,
+		   struct btree_cursor *cur)
+{
+	struct btree_cursor next;
+	bool found, at;
+
+	at = btree_seek_le(&map->tree, lblk, cur);
+	if (at) {
+		rec_to_extent(cur, ext);
+		if (extent_end(ext) > lblk)
+			return at;
+		next = *cur;
+		found = btree_next(&next);
+	} else {
+		found = btree_seek_ge(&map->tree, lblk, &next);
+	}
+	ext->lblk = lblk;
+	ext->len = found ? btree_key(&next) - lblk : UINT64_MAX - lblk;
+	ext->pblk = PBLK_NULL;
+	ext->state = EXT_HOLE;
+	return at;
+}
+
 void emap_lookup(const struct emap *map, uint64_t lblk, struct extent *ext)
 {
 	struct btree_cursor cur;
-	bool found;
 
-	found = btree_seek_le(&map->tree, lblk, &cur);
-	if (found) {
-		rec_to_extent(&cur, ext);
-		if (extent_end(ext) > lblk)
-			return;
-		found = btree_next(&cur);
-	} else {
-		found = btree_seek_ge(&map->tree, lblk, &cur);
-	}
-	ext->lblk = lblk;
-	ext->len = found ? btree_key(&cur) - lblk : UINT64_MAX - lblk;
-	ext->pblk = PBLK_NULL;
-	ext->state = EXT_HOLE;
+	lookup(map, lblk, ext, &cur);
+}
+
+void emap_lookup_excl(struct emap *map, uint64_t lblk, struct extent *ext)
+{
+	struct emap_hint *h = &map->hint;
+
+	h->found = lookup(map, lblk, ext, &h->cur);
+	h->hole_lblk = lblk;
+	h->hole = ext->state == EXT_HOLE;	/* for an insert into it */
+	h->left = false;
 }
 
 int emap_set(struct emap *map, const struct extent *ext)
 {
 	map->seq++;
-	return extent_store_set(&emap_store_ops, &map->tree, ext);
+	return extent_store_set(&emap_store_ops, map, ext);
 }
 
 int emap_insert(struct emap *map, const struct extent *ext)
 {
 	map->seq++;
-	return extent_store_insert(&emap_store_ops, &map->tree, ext);
+	return extent_store_insert(&emap_store_ops, map, ext);
 }
 
 int emap_remove(struct emap *map, uint64_t lblk, uint64_t len)
 {
 	map->seq++;
-	return extent_store_remove(&emap_store_ops, &map->tree, lblk, len);
+	return extent_store_remove(&emap_store_ops, map, lblk, len);
 }
 
 int emap_convert(struct emap *map, uint64_t lblk, uint64_t len,
 		 enum extent_state from, enum extent_state to)
 {
 	map->seq++;
-	return extent_store_convert(&emap_store_ops, &map->tree, lblk, len,
+	return extent_store_convert(&emap_store_ops, map, lblk, len,
 				    from, to);
 }
 

@@ -164,13 +164,12 @@ static int insert_merged(const struct extent_store_ops *ops, void *store,
 		left.len += merged.len;
 		merged = left;		/* put() below replaces left */
 	}
-	if (right.state != EXT_HOLE && extent_can_merge(&merged, &right)) {
-		err = ops->del(store, right.lblk);
-		if (err)
-			return err;
-		merged.len += right.len;
-	}
-	return ops->put(store, &merged);
+	if (right.state == EXT_HOLE || !extent_can_merge(&merged, &right))
+		return ops->put(store, &merged);
+	/* Put before del: right of the neighbours just found is untouched. */
+	merged.len += right.len;
+	err = ops->put(store, &merged);
+	return err ? err : ops->del(store, right.lblk);
 }
 
 static bool extent_ok(const struct extent *ext)

@@ -51,11 +51,13 @@ static int map_for(struct volume *vol, uint64_t lblk, uint64_t end,
 	int err = 0;
 
 	*new = false;
-	if (write)
+	if (write) {
 		pthread_rwlock_wrlock(&vol->map_lock);
-	else
+		emap_lookup_excl(&vol->map, lblk, ext);
+	} else {
 		pthread_rwlock_rdlock(&vol->map_lock);
-	emap_lookup(&vol->map, lblk, ext);
+		emap_lookup(&vol->map, lblk, ext);
+	}
 	if (write && ext->state == EXT_HOLE) {
 		ext->len = min_u64(min_u64(ext->len, end - lblk),
 				   EXTENT_MAX_LEN);

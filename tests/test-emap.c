@@ -145,6 +145,18 @@ static int random_op(struct emap *map, struct model *m, struct rng *r)
 						: PBLK_NULL;
 		err = emap_set(map, &ext);
 		model_set(m, &ext);
+	} else if (dice < 65) {
+		/* A delalloc reservation: exclusive lookup, insert into it. */
+		struct extent hole;
+
+		emap_lookup_excl(map, ext.lblk, &hole);
+		if (hole.state != EXT_HOLE)
+			return 0;
+		ext.len = hole.len < ext.len ? hole.len : ext.len;
+		ext.state = EXT_DELALLOC;
+		ext.pblk = PBLK_NULL;
+		err = emap_insert(map, &ext);
+		model_set(m, &ext);
 	} else if (dice < 75) {
 		err = emap_remove(map, ext.lblk, ext.len);
 		ext.state = EXT_HOLE;

@@ -23,9 +23,24 @@
 #include "thinmap/btree.h"
 #include "thinmap/extent.h"
 
+/*
+ * Searches an insert can skip.  @hole: the last exclusive lookup
+ * (emap_lookup_excl) found a hole at @hole_lblk, and @cur is at the last
+ * extent before it (if @found): an insert there needs no search for its
+ * neighbours.  @left: @cur is at the left neighbour an insert just found,
+ * whose value a merge can change in place.  Any change of the tree ends
+ * both.
+ */
+struct emap_hint {
+	bool hole, found, left;
+	uint64_t hole_lblk;
+	struct btree_cursor cur;
+};
+
 struct emap {
 	struct btree tree;	/* lblk -> struct emap_rec */
 	uint64_t seq;		/* bumped by every change */
+	struct emap_hint hint;	/* only with the map held exclusive */
 };
 
 void emap_init(struct emap *map);
@@ -37,6 +52,13 @@ void emap_destroy(struct emap *map);
  * @ext->lblk is the start of the whole extent, which may be before @lblk.
  */
 void emap_lookup(const struct emap *map, uint64_t lblk, struct extent *ext);
+
+/*
+ * As emap_lookup(), for a caller that holds the map exclusive and may
+ * insert into the hole found next (emap_insert): remembers where it
+ * looked.
+ */
+void emap_lookup_excl(struct emap *map, uint64_t lblk, struct extent *ext);
 
 /*
  * Map [@ext->lblk, + @ext->len) to @ext, replacing what was there and
