@@ -12,7 +12,19 @@
 #include "thinmap/error.h"
 #include "volume-impl.h"
 
-typedef int64_t (*actor_t)(struct iomap_iter *iter, void *buf);
+typedef int64_t (*actor_t)(struct iomap_iter *iter, void *arg);
+
+/* A caller's buffer for [start, ...): the data actors' argument. */
+struct io_buf {
+	unsigned char *base;	/* NULL: none (zeroing, filling the cache) */
+	uint64_t start;
+};
+
+/* The part of @b at iter->pos. */
+static void *buf_at(const struct iomap_iter *iter, const struct io_buf *b)
+{
+	return b->base ? b->base + (iter->pos - b->start) : NULL;
+}
 
 static int check_range(struct volume *vol, uint64_t count, uint64_t offset,
 		       bool write)
@@ -30,11 +42,11 @@ static int check_range(struct volume *vol, uint64_t count, uint64_t offset,
 }
 
 /*
- * Run @actor over [@pos, @pos + @len) with mappings for @flags; @buf
- * corresponds to @pos.  Returns 0 or a negative errno.
+ * Run @actor(iter, @arg) over [@pos, @pos + @len) with mappings for
+ * @flags.  Returns 0 or a negative errno.
  */
 static int iterate(struct volume *vol, uint64_t pos, uint64_t len,
-		   unsigned int flags, actor_t actor, void *buf)
+		   unsigned int flags, actor_t actor, void *arg)
 {
 	struct iomap_iter iter = {
 		.vol = vol,
@@ -44,25 +56,24 @@ static int iterate(struct volume *vol, uint64_t pos, uint64_t len,
 		.len = len,
 		.flags = flags,
 	};
-	unsigned char *b = buf;
 	int ret;
 
 	while ((ret = iomap_iter(&iter, &volume_iomap_ops)) > 0)
-		iter.processed = actor(&iter, b ? b + (iter.pos - pos) : NULL);
+		iter.processed = actor(&iter, arg);
 	return ret;
 }
 
-static int64_t read_actor(struct iomap_iter *iter, void *buf)
+static int64_t read_actor(struct iomap_iter *iter, void *arg)
 {
-	return iomap_read_iter(iter, buf);
+	return iomap_read_iter(iter, buf_at(iter, arg));
 }
 
-static int64_t write_actor(struct iomap_iter *iter, void *buf)
+static int64_t write_actor(struct iomap_iter *iter, void *arg)
 {
-	return iomap_write_iter(iter, buf);
+	return iomap_write_iter(iter, buf_at(iter, arg));
 }
 
-static int64_t zero_actor(struct iomap_iter *iter, void *buf)
+static int64_t zero_actor(struct iomap_iter *iter, void *arg)
 {
 	return iomap_zero_iter(iter);
 }
@@ -70,12 +81,13 @@ static int64_t zero_actor(struct iomap_iter *iter, void *buf)
 int volume_pread(struct volume *vol, void *buf, uint64_t count,
 		 uint64_t offset)
 {
+	struct io_buf b = { buf, offset };
 	int err = check_range(vol, count, offset, false);
 
 	if (err)
 		return err;
 	pthread_rwlock_rdlock(&vol->invalidate_lock);
-	err = iterate(vol, offset, count, 0, read_actor, buf);
+	err = iterate(vol, offset, count, 0, read_actor, &b);
 	pthread_rwlock_unlock(&vol->invalidate_lock);
 	return err;
 }
@@ -110,6 +122,7 @@ static void write_failed(struct volume *vol, uint64_t count, uint64_t offset)
 int volume_pwrite(struct volume *vol, const void *buf, uint64_t count,
 		  uint64_t offset, unsigned int flags)
 {
+	struct io_buf b = { (unsigned char *)buf, offset };
 	int err = check_range(vol, count, offset, true);
 	bool retried = false;
 
@@ -118,7 +131,7 @@ int volume_pwrite(struct volume *vol, const void *buf, uint64_t count,
 	for (;;) {
 		pthread_rwlock_rdlock(&vol->invalidate_lock);
 		err = iterate(vol, offset, count, IOMAP_WRITE, write_actor,
-			      (void *)buf);
+			      &b);
 		pthread_rwlock_unlock(&vol->invalidate_lock);
 		if (err != -ENOSPC || retried)
 			break;
@@ -443,21 +456,12 @@ int volume_extents(struct volume *vol, uint64_t count, uint64_t offset,
 		   void *arg)
 {
 	struct report r = { .fn = fn, .arg = arg };
-	struct iomap_iter iter = {
-		.vol = vol,
-		.cache = &vol->cache,
-		.backing = &vol->backing,
-		.pos = offset,
-		.len = count,
-		.flags = IOMAP_REPORT,
-	};
 	int err = check_range(vol, count, offset, false);
 
 	if (err)
 		return err;
 	pthread_rwlock_rdlock(&vol->invalidate_lock);
-	while ((err = iomap_iter(&iter, &volume_iomap_ops)) > 0)
-		iter.processed = report_actor(&iter, &r);
+	err = iterate(vol, offset, count, IOMAP_REPORT, report_actor, &r);
 	pthread_rwlock_unlock(&vol->invalidate_lock);
 	if (err == -ECANCELED && r.ret)
 		return r.ret;

@@ -12,14 +12,15 @@
  * and tries again.
  *
  * Locking: the cache's lock (innermost) protects the index, the lists,
- * reference counts and the folio count (the dirty count is atomic); a folio's lock protects its data, bitmaps
- * and writeback count.  Take a folio's lock while holding a reference,
- * never while holding the cache's lock, and hold one folio lock at a time.
+ * reference counts and the folio count (the dirty count is atomic); a
+ * folio's lock protects its data, bitmaps and writeback count.  Take a
+ * folio's lock while holding a reference, never while holding the cache's
+ * lock, and hold one folio lock at a time.
  *
  * Writeback, as the kernel's folio writeback bit: blocks taken for
- * writeback stop being dirty and the folio counts one more write in
- * flight; the folio is unlocked while the write runs, and whoever changes
- * its data first waits until no write is in flight (stable pages).
+ * writeback stop being dirty and count as being written; the folio is
+ * unlocked while the write runs, and whoever changes its data first waits
+ * until no block of it is being written (stable pages).
  */
 #ifndef THINMAP_PAGECACHE_H
 #define THINMAP_PAGECACHE_H
