@@ -84,7 +84,7 @@ int volume_map(struct volume *vol,
  * number of threads may call these at once.  Errors: -EINVAL, -EROFS (a
  * read-only open), -ENOSPC (no space to back a write), -EIO, -ENOMEM.
  */
-#define VOLUME_FUA 0x1		/* durable on return (pwrite, zero, trim) */
+#define VOLUME_FUA 0x1		/* the request is durable on return */
 #define VOLUME_MAY_TRIM 0x2	/* zero: punch whole blocks (no NO_HOLE) */
 
 /* Read: holes and unwritten blocks read as zeros, without I/O. */
@@ -108,7 +108,8 @@ int volume_zero(struct volume *vol, uint64_t count, uint64_t offset,
 
 /*
  * NBD trim: whole blocks become holes and their space is freed; partial
- * blocks at the edges are left as they are.
+ * blocks at the edges are left as they are.  With VOLUME_FUA the trim is
+ * durable on return (as NBD asks: the request, not earlier writes).
  */
 int volume_trim(struct volume *vol, uint64_t count, uint64_t offset,
 		unsigned int flags);
