@@ -10,6 +10,29 @@
 #include "thinmap/create.h"
 #include "thinmap/error.h"
 
+void backing_inject_fault(struct backing *b, enum backing_op op,
+			  unsigned long nth, int err)
+{
+	__atomic_store_n(&b->fault_err[op], err, __ATOMIC_RELAXED);
+	__atomic_store_n(&b->fault_in[op], nth, __ATOMIC_RELEASE);
+}
+
+/* The injected error for this call of @op, or 0 (see backing.h). */
+static int injected(struct backing *b, enum backing_op op)
+{
+	unsigned long left = __atomic_load_n(&b->fault_in[op],
+					     __ATOMIC_ACQUIRE);
+
+	while (left > 1 &&
+	       !__atomic_compare_exchange_n(&b->fault_in[op], &left, left - 1,
+					    false, __ATOMIC_ACQ_REL,
+					    __ATOMIC_ACQUIRE))
+		;
+	if (left != 1)
+		return 0;
+	return -__atomic_load_n(&b->fault_err[op], __ATOMIC_RELAXED);
+}
+
 int backing_open(struct backing *b, const char *dir, uint32_t ag_count,
 		 bool rdonly)
 {
@@ -92,10 +115,13 @@ int backing_writev(struct backing *b, uint32_t ag, const struct iovec *iov,
 		   int iovcnt, uint64_t off)
 {
 	struct iovec local[BACKING_IOV_MAX], *cur = local;
-	int n = iovcnt;
+	int n = iovcnt, err;
 
 	if (iovcnt > BACKING_IOV_MAX)
 		return -EINVAL;
+	err = injected(b, BACKING_WRITE);
+	if (err)
+		return err;
 	memcpy(local, iov, (size_t)iovcnt * sizeof *iov);
 	__atomic_store_n(&b->dirty[ag], true, __ATOMIC_RELAXED);
 	while (n > 0) {
@@ -114,8 +140,10 @@ int backing_writev(struct backing *b, uint32_t ag, const struct iovec *iov,
 int backing_sync(struct backing *b)
 {
 	uint32_t ag;
-	int err = 0;
+	int err = injected(b, BACKING_SYNC);
 
+	if (err)
+		return err;
 	for (ag = 0; ag < b->ag_count; ag++) {
 		if (!__atomic_exchange_n(&b->dirty[ag], false,
 					 __ATOMIC_ACQ_REL))

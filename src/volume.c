@@ -248,3 +248,10 @@ int volume_map(struct volume *vol,
 	pthread_rwlock_unlock(&vol->map_lock);
 	return ret;
 }
+
+void volume_inject_fault(struct volume *vol, bool sync, unsigned long nth,
+			 int err)
+{
+	backing_inject_fault(&vol->backing, sync ? BACKING_SYNC : BACKING_WRITE,
+			     nth, err);
+}

@@ -15,6 +15,13 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+/* Operations a test can make fail (backing_inject_fault). */
+enum backing_op {
+	BACKING_WRITE,
+	BACKING_SYNC,
+	BACKING_NR_OPS,
+};
+
 /* Most buffers in one backing_writev() (Linux's IOV_MAX). */
 #define BACKING_IOV_MAX 1024
 
@@ -22,6 +29,9 @@ struct backing {
 	uint32_t ag_count;
 	int *fds;		/* one per AG */
 	bool *dirty;		/* written since the last backing_sync() */
+	/* Test hook: calls of each op left before they fail (0: never). */
+	unsigned long fault_in[BACKING_NR_OPS];
+	int fault_err[BACKING_NR_OPS];
 };
 
 /*
@@ -57,5 +67,13 @@ int backing_sync(struct backing *b);
  */
 int backing_discard(struct backing *b, uint32_t ag, uint64_t off,
 		    uint64_t len);
+
+/*
+ * Test hook: from the @nth next call of @op on (1: the next), fail it
+ * with -@err without doing it, until called again with @nth 0.  Atomic:
+ * any thread may call it.
+ */
+void backing_inject_fault(struct backing *b, enum backing_op op,
+			  unsigned long nth, int err);
 
 #endif

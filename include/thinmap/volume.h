@@ -15,6 +15,7 @@
 #ifndef THINMAP_VOLUME_H
 #define THINMAP_VOLUME_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "thinmap/extent.h"
@@ -138,5 +139,12 @@ int volume_extents(struct volume *vol, uint64_t count, uint64_t offset,
 
 /* NBD cache: read the range into the page cache. */
 int volume_cache(struct volume *vol, uint64_t count, uint64_t offset);
+
+/*
+ * Test hook: from the @nth next backing write (@sync false) or sync
+ * (@sync true) on, fail it with -@err, until called again with @nth 0.
+ */
+void volume_inject_fault(struct volume *vol, bool sync, unsigned long nth,
+			 int err);
 
 #endif
