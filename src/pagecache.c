@@ -450,71 +450,123 @@ size_t pagecache_dirty_indices(struct pagecache *pc, uint64_t start,
 	return n;
 }
 
+
 /*
- * The cached folio with the least index in [@start, @end), or @end if
- * none: a walk over the index, for skipping long uncached stretches.
+ * Sorted indices of the cached folios in [@start, @stop) into @out (room
+ * for max_folios); returns how many.
  */
-static uint64_t next_cached(struct pagecache *pc, uint64_t start,
-			    uint64_t end)
+static size_t cached_indices(struct pagecache *pc, uint64_t start,
+			     uint64_t stop, uint64_t *out)
 {
-	uint64_t best = end;
-	size_t i;
+	size_t i, n = 0;
 
 	pthread_mutex_lock(&pc->lock);
 	for (i = 0; i <= pc->hash_mask; i++) {
 		struct folio *f;
 
 		for (f = pc->hash[i]; f; f = f->hnext)
-			if (f->index >= start && f->index < best)
-				best = f->index;
+			if (f->index >= start && f->index < stop)
+				out[n++] = f->index;
 	}
 	pthread_mutex_unlock(&pc->lock);
-	return best;
+	if (n > 1)
+		qsort(out, n, sizeof *out, cmp_u64);
+	return n;
 }
 
-/*
- * From block @b (below @end), the blocks of one folio with the same state
- * as @b: returns where they end, and whether they hold data in *@data.
- */
-static uint64_t folio_data_run(struct pagecache *pc, uint64_t b, uint64_t end,
-			       bool *data)
+/* pagecache_walk() for the folio at @index, if it is cached. */
+static int walk_one(struct pagecache *pc, uint64_t index, uint64_t first,
+		    uint64_t end, pagecache_walk_fn fn, void *arg)
 {
-	uint64_t index = b / pc->blocks, base = index * pc->blocks;
-	unsigned int fb = (unsigned int)(b - base);
+	uint64_t base = index * pc->blocks;
+	unsigned int fb = first > base ? (unsigned int)(first - base) : 0;
 	unsigned int fe = end - base < pc->blocks ? (unsigned int)(end - base)
 						  : pc->blocks;
 	struct folio *folio;
+	int ret;
 
-	if (folio_get(pc, index, false, &folio) != 0) {
-		*data = false;
-		if (end - base > (uint64_t)pc->blocks * 64)	/* far: skip */
-			return next_cached(pc, index + 1,
-					   (end - 1) / pc->blocks + 1) *
-			       pc->blocks;
-		return base + fe;
-	}
+	if (folio_get(pc, index, false, &folio) != 0)
+		return 0;
 	pthread_mutex_lock(&folio->lock);
-	*data = block_test(folio->uptodate, fb);
-	fe = block_find(folio->uptodate, fb, fe, !*data);
+	ret = fn(pc, folio, fb, fe, arg);
 	pthread_mutex_unlock(&folio->lock);
 	folio_put(pc, folio);
-	return base + fe;
+	return ret;
+}
+
+int pagecache_walk(struct pagecache *pc, uint64_t first, uint64_t end,
+		   pagecache_walk_fn fn, void *arg)
+{
+	uint64_t start = first / pc->blocks, stop, n, i, *idx = NULL;
+	int ret = 0;
+
+	if (first >= end)
+		return 0;
+	stop = (end - 1) / pc->blocks + 1;
+	n = stop - start;
+	if (n > pc->max_folios) {	/* long: visit only what is cached */
+		idx = malloc(pc->max_folios * sizeof *idx);
+		if (idx)	/* else every index: slower, still right */
+			n = cached_indices(pc, start, stop, idx);
+	}
+	for (i = 0; i < n && !ret; i++)
+		ret = walk_one(pc, idx ? idx[i] : start + i, first, end, fn,
+			       arg);
+	free(idx);
+	return ret;
+}
+
+/* The run pagecache_data_run() is looking at: from @first to @pos so far. */
+struct data_run {
+	uint64_t pos;		/* next block to account for */
+	bool started, data;
+	uint64_t end;		/* where the run ends, once known */
+};
+
+/* Account blocks up to @to as @data; nonzero when the run ends at pos. */
+static int run_extend(struct data_run *r, uint64_t to, bool data)
+{
+	if (!r->started) {
+		r->started = true;
+		r->data = data;
+	} else if (data != r->data) {
+		r->end = r->pos;
+		return 1;
+	}
+	r->pos = to;
+	return 0;
+}
+
+static int folio_data(struct pagecache *pc, struct folio *folio,
+		      unsigned int first, unsigned int end, void *arg)
+{
+	struct data_run *r = arg;
+	uint64_t base = folio->index * pc->blocks;
+	unsigned int b = first, e;
+
+	if (base + first > r->pos && run_extend(r, base + first, false))
+		return 1;	/* uncached blocks hold no data */
+	while (b < end) {
+		bool up = block_test(folio->uptodate, b);
+
+		e = block_find(folio->uptodate, b, end, !up);
+		if (run_extend(r, base + e, up))
+			return 1;
+		b = e;
+	}
+	return 0;
 }
 
 uint64_t pagecache_data_run(struct pagecache *pc, uint64_t first, uint64_t end,
 			    bool *data)
 {
-	uint64_t b = first, next;
-	bool d;
+	struct data_run r = { .pos = first };
 
-	b = folio_data_run(pc, b, end, data);
-	while (b < end) {
-		next = folio_data_run(pc, b, end, &d);
-		if (d != *data)
-			break;
-		b = next;
-	}
-	return b < end ? b : end;
+	if (!pagecache_walk(pc, first, end, folio_data, &r) &&
+	    run_extend(&r, end, false) == 0)
+		r.end = end;
+	*data = r.data;
+	return r.end;
 }
 
 uint64_t pagecache_dirty_bytes(struct pagecache *pc)

@@ -151,28 +151,17 @@ int volume_pwrite(struct volume *vol, const void *buf, uint64_t count,
 
 /* ---- whole blocks: trim and zero ---- */
 
+static int folio_forget(struct pagecache *pc, struct folio *folio,
+			unsigned int first, unsigned int end, void *arg)
+{
+	folio_invalidate(pc, folio, first, end - first);
+	return 0;
+}
+
 /* Forget the cached blocks [@lblk, @lblk + @n): they change under it. */
 static void invalidate_blocks(struct volume *vol, uint64_t lblk, uint64_t n)
 {
-	struct pagecache *pc = &vol->cache;
-	unsigned int per = pc->blocks;
-	uint64_t b = lblk, end = lblk + n;
-
-	while (b < end) {
-		unsigned int first = (unsigned int)(b % per);
-		unsigned int last = end - b < per - first
-					    ? first + (unsigned int)(end - b)
-					    : per;
-		struct folio *folio;
-
-		if (folio_get(pc, b / per, false, &folio) == 0) {
-			pthread_mutex_lock(&folio->lock);
-			folio_invalidate(pc, folio, first, last - first);
-			pthread_mutex_unlock(&folio->lock);
-			folio_put(pc, folio);
-		}
-		b += last - first;
-	}
+	pagecache_walk(&vol->cache, lblk, lblk + n, folio_forget, NULL);
 }
 
 static int collect_extent(void *arg, const struct extent *ext)

@@ -253,29 +253,17 @@ int volume_writeback_cb(void *vol)
 	return volume_writeback(vol, false);
 }
 
+static int folio_dirty(struct pagecache *pc, struct folio *folio,
+		       unsigned int first, unsigned int end, void *arg)
+{
+	return block_find(folio->dirty, first, end, true) < end;
+}
+
 /* Does any block of [@lblk, @lblk + @n) hold dirty data in the cache? */
 static bool range_dirty(struct volume *vol, uint64_t lblk, uint64_t n)
 {
-	struct pagecache *pc = &vol->cache;
-	unsigned int per = pc->blocks;
-	uint64_t b = lblk, end = lblk + n;
-	bool dirty = false;
-
-	while (b < end && !dirty) {
-		struct folio *folio;
-		unsigned int first = (unsigned int)(b % per);
-		unsigned int last = (unsigned int)min_u64(per, first + end - b);
-
-		if (folio_get(pc, b / per, false, &folio) == 0) {
-			pthread_mutex_lock(&folio->lock);
-			dirty = block_find(folio->dirty, first, last, true) <
-				last;
-			pthread_mutex_unlock(&folio->lock);
-			folio_put(pc, folio);
-		}
-		b += last - first;
-	}
-	return dirty;
+	return pagecache_walk(&vol->cache, lblk, lblk + n, folio_dirty,
+			      NULL) != 0;
 }
 
 int volume_punch_delalloc(struct volume *vol, uint64_t lblk, uint64_t nblks)

@@ -154,6 +154,20 @@ size_t pagecache_dirty_indices(struct pagecache *pc, uint64_t start,
  */
 int pagecache_balance_dirty(struct pagecache *pc);
 
+typedef int (*pagecache_walk_fn)(struct pagecache *pc, struct folio *folio,
+				 unsigned int first, unsigned int end,
+				 void *arg);
+
+/*
+ * Call @fn for each cached folio with blocks in [@first, @end) (blocks of
+ * the volume), in order, with the folio locked and [@first, @end) its
+ * blocks in the range.  Stops at @fn's first nonzero return and returns
+ * it.  A range longer than the cache visits only the cached folios, not
+ * every index.  The caller holds no folio lock.
+ */
+int pagecache_walk(struct pagecache *pc, uint64_t first, uint64_t end,
+		   pagecache_walk_fn fn, void *arg);
+
 /*
  * The run of blocks from @first (below @end) that all hold data in the
  * cache (an uptodate block), or all do not: returns where it ends and sets
