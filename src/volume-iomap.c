@@ -154,25 +154,48 @@ static bool wpc_valid(const struct writepage_ctx *wpc, uint64_t pos,
 	       pos < wpc->iomap.offset + wpc->iomap.length;
 }
 
+/*
+ * The map at @lblk, and the seq it was read at; delalloc is allocated
+ * first, under the exclusive lock it needs.  Returns 0 or -EIO, -ENOMEM.
+ */
+static int map_for_writeback(struct volume *vol, uint64_t lblk, struct extent *ext,
+		       uint64_t *seq)
+{
+	int err = 0;
+
+	pthread_rwlock_wrlock(&vol->map_lock);
+	emap_lookup(&vol->map, lblk, ext);
+	if (ext->state == EXT_DELALLOC) {
+		err = convert_delalloc(vol, ext);
+		emap_lookup(&vol->map, lblk, ext);
+	}
+	*seq = vol->map.seq;
+	pthread_rwlock_unlock(&vol->map_lock);
+	return err;
+}
+
 static int volume_map_blocks(struct writepage_ctx *wpc, uint64_t pos,
 			     uint64_t len)
 {
 	struct volume *vol = wpc->vol;
-	uint64_t lblk = pos >> vol->blkbits;
+	uint64_t lblk = pos >> vol->blkbits, seq;
 	struct extent ext;
+	bool valid;
 	int err = 0;
 
-	pthread_rwlock_wrlock(&vol->map_lock);
-	if (!wpc_valid(wpc, pos, vol->map.seq)) {
+	pthread_rwlock_rdlock(&vol->map_lock);
+	valid = wpc_valid(wpc, pos, vol->map.seq);
+	if (!valid) {
 		emap_lookup(&vol->map, lblk, &ext);
-		if (ext.state == EXT_DELALLOC) {
-			err = convert_delalloc(vol, &ext);
-			emap_lookup(&vol->map, lblk, &ext);
-		}
-		iomap_from_extent(&ext, vol->blkbits, &wpc->iomap);
-		wpc->seq = vol->map.seq;
+		seq = vol->map.seq;
 	}
 	pthread_rwlock_unlock(&vol->map_lock);
+	if (valid)
+		return 0;
+	if (ext.state == EXT_DELALLOC)
+		err = map_for_writeback(vol, lblk, &ext, &seq);
+	iomap_from_extent(&ext, vol->blkbits, &wpc->iomap);
+	wpc->seq = seq;
 	return err;
 }
 
