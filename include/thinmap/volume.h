@@ -28,13 +28,38 @@ struct volume;
 #define DEFAULT_CACHE_SIZE (UINT64_C(256) << 20)
 #define DEFAULT_PAGE_SIZE (64 << 10)
 
-/* Tunables of an open volume, in bytes; 0 takes the default. */
+/* How writeback reaches the AG files (backing-io=). */
+enum volume_backing_io {
+	VOLUME_IO_AUTO,		/* O_DIRECT where the filesystem takes it,
+				   else buffered: the default */
+	VOLUME_IO_DIRECT,	/* O_DIRECT, or refuse to open */
+	VOLUME_IO_BUFFERED,	/* through the kernel's page cache */
+};
+
+/* What happens to space that trim and zero free (discard=). */
+enum volume_discard {
+	VOLUME_DISCARD_PUNCH,	/* punch it out of the AG files: default */
+	VOLUME_DISCARD_IGNORE,	/* leave the AG files as they are */
+};
+
+/*
+ * Tunables of an open volume; 0 takes the default.  Sizes are bytes,
+ * times milliseconds.
+ */
 struct volume_params {
 	uint64_t cache_size;	/* page cache memory, hard limit: 256 MiB */
 	uint32_t page_size;	/* folio size: a power of two >= the block
 				   size, at most 256 blocks: 64 KiB */
-	uint64_t dirty_bytes;	/* writers write back above this: half
-				   the cache */
+	uint64_t dirty_bytes;	/* writers wait for writeback above this:
+				   half the cache; <= cache_size */
+	uint64_t dirty_background_bytes; /* the daemon starts writeback
+				   above this: half of dirty_bytes */
+	uint32_t dirty_expire_ms;	/* data dirty longer than this is
+				   written back: 5000 */
+	uint32_t writeback_interval_ms;	/* the daemon looks for expired
+				   data this often: 1000 */
+	enum volume_backing_io backing_io;
+	enum volume_discard discard;
 };
 
 /*
@@ -47,7 +72,19 @@ struct volume_params {
 int volume_open(const char *dir, unsigned int flags,
 		const struct volume_params *params, struct volume **volp);
 /*
- * Write back everything (as volume_flush()) and close.  Returns 0, or the
+ * Start the writeback daemon: a thread that writes back expired dirty
+ * data and data above dirty_background_bytes, and that runs every
+ * writeback pass (flushes and throttled writers wait for it).  Call it
+ * after any fork (nbdkit's after_fork); without it every pass runs in the
+ * thread that needs it.  Not for read-only volumes.  Returns 0, -EINVAL
+ * if it runs already, or a negative errno from thread or event loop
+ * creation.
+ */
+int volume_start_writeback(struct volume *vol);
+
+/*
+ * Stop the writeback daemon (if it runs), write back everything (as
+ * volume_flush()) and close.  Returns 0, or the
  * error of that last flush (the volume is closed either way).
  */
 int volume_close(struct volume *vol);
