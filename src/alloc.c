@@ -46,7 +46,8 @@ struct fext {
 
 /* Which free extent an allocation in one AG may take. */
 enum alloc_fit {
-	FIT_HINT,	/* all of len at the hint, else the best fit */
+	FIT_HINT,	/* all of len at the hint, else as near it as can
+			   be, else the best fit */
 	FIT_BEST,	/* the smallest free extent that holds len */
 	FIT_LONGEST,	/* the longest free extent, however short */
 };
@@ -149,18 +150,6 @@ static int free_resize(struct alloc_ag *ag, uint32_t agbno, uint32_t old_len,
 	return 0;
 }
 
-/* The free extent that contains @agbno.  False if @agbno is not free. */
-static bool ag_find_containing(struct alloc_ag *ag, uint32_t agbno,
-			       struct fext *fe)
-{
-	struct btree_cursor cur;
-
-	if (!btree_seek_le(&ag->bno, agbno, &cur))
-		return false;
-	bno_decode(&cur, fe);
-	return (uint64_t)fe->agbno + fe->len > agbno;
-}
-
 /* The smallest free extent of at least @len blocks, lowest agbno first. */
 static bool ag_find_best(struct alloc_ag *ag, uint32_t len, struct fext *fe)
 {
@@ -170,6 +159,79 @@ static bool ag_find_best(struct alloc_ag *ag, uint32_t len, struct fext *fe)
 		return false;
 	cnt_decode(btree_key(&cur), fe);
 	return true;
+}
+
+/* Free extents looked at on each side of a hint (xfs_alloc_ag_vextent_near). */
+#define NEAR_SCAN 64
+
+/*
+ * Where in the free extent @fe a run of @len blocks comes nearest to
+ * @hint: its distance in blocks, and the run's start in *@agbno; UINT32_MAX
+ * if @fe is shorter than @len.
+ */
+static uint32_t near_place(const struct fext *fe, uint32_t hint, uint32_t len,
+			   uint32_t *agbno)
+{
+	uint32_t last;
+
+	if (fe->len < len)
+		return UINT32_MAX;
+	last = fe->agbno + fe->len - len;	/* the last possible start */
+	*agbno = hint < fe->agbno ? fe->agbno : hint > last ? last : hint;
+	return *agbno > hint ? *agbno - hint : hint - *agbno;
+}
+
+/* A candidate of ag_find_near(): where it goes, and how far that is. */
+struct near {
+	uint32_t hint, len;
+	uint32_t dist, agbno;	/* of the best so far: UINT32_MAX if none */
+	struct fext fe;
+};
+
+/* Consider the free extent at @cur for @nr; true to go on looking. */
+static bool near_consider(const struct btree_cursor *cur, struct near *nr)
+{
+	struct fext f;
+	uint32_t d, at;
+
+	bno_decode(cur, &f);
+	d = near_place(&f, nr->hint, nr->len, &at);
+	if (d < nr->dist) {
+		nr->dist = d;
+		nr->agbno = at;
+		nr->fe = f;
+	}
+	return nr->dist > 0;
+}
+
+/*
+ * The free extent of at least @len blocks nearest to @hint, looking at up
+ * to NEAR_SCAN free extents on each side of it, and in *@agbno where the
+ * run goes in it: the way XFS keeps an allocation close to its hint when
+ * the hint itself is taken.  False if none is found.
+ */
+static bool ag_find_near(struct alloc_ag *ag, uint32_t hint, uint32_t len,
+			 struct fext *fe, uint32_t *agbno)
+{
+	struct near nr = { .hint = hint, .len = len, .dist = UINT32_MAX };
+	struct btree_cursor left, right;
+	bool l, r;
+	int i;
+
+	l = btree_seek_le(&ag->bno, hint, &left);
+	right = left;
+	r = l ? btree_next(&right) : btree_seek_ge(&ag->bno, hint, &right);
+	for (i = 0; i < NEAR_SCAN && (l || r); i++) {
+		if (l && !near_consider(&left, &nr))
+			break;
+		l = l && btree_prev(&left);
+		if (r && !near_consider(&right, &nr))
+			break;
+		r = r && btree_next(&right);
+	}
+	*fe = nr.fe;
+	*agbno = nr.agbno;
+	return nr.dist != UINT32_MAX;
 }
 
 /* The length of the longest free extent of @ag, 0 if it has none. */
@@ -194,12 +256,9 @@ static bool ag_pick(struct alloc_ag *ag, enum alloc_fit fit,
 {
 	switch (fit) {
 	case FIT_HINT:
-		if (ag_find_containing(ag, hint_agbno, fe) &&
-		    (uint64_t)fe->agbno + fe->len >=
-			    (uint64_t)hint_agbno + *len) {
-			*agbno = hint_agbno;
+		if (hint_agbno != NO_AGBNO &&
+		    ag_find_near(ag, hint_agbno, *len, fe, agbno))
 			return true;
-		}
 		/* fall through */
 	case FIT_BEST:
 		if (!ag_find_best(ag, *len, fe))
@@ -564,11 +623,15 @@ uint64_t alloc_home_hint(const struct alloc *a, uint64_t lblk,
 {
 	uint64_t region = nr_lblks / a->ag_count +
 			  (nr_lblks % a->ag_count != 0);
-	uint64_t agno = region ? lblk / region : 0;
+	uint64_t agno, off;
 
+	if (region == 0)
+		return PBLK(0, 0);
+	agno = lblk / region;
 	if (agno >= a->ag_count)
-		agno = a->ag_count - 1;
-	return PBLK(agno, 0);
+		return PBLK(a->ag_count - 1, 0);
+	off = lblk - agno * region;
+	return PBLK(agno, (unsigned __int128)off * a->ag_blocks / region);
 }
 
 /* Refuse @ext, the used extent at @what, with a message. */

@@ -190,6 +190,39 @@ void emap_lookup_excl(struct emap *map, uint64_t lblk, struct extent *ext)
 	h->left = false;
 }
 
+static bool allocated(const struct extent *ext)
+{
+	return ext->state == EXT_MAPPED || ext->state == EXT_UNWRITTEN;
+}
+
+/*
+ * From @cur (if @found) on, in direction @step, the first allocated
+ * extent within EMAP_NEAR_SKIP records, into *@ext.
+ */
+static void near_scan(struct btree_cursor *cur, bool found,
+		      bool (*step)(struct btree_cursor *), struct extent *ext)
+{
+	int i;
+
+	for (i = 0; found && i <= EMAP_NEAR_SKIP; i++, found = step(cur)) {
+		rec_to_extent(cur, ext);
+		if (allocated(ext))
+			return;
+	}
+	no_extent(ext);
+}
+
+void emap_lookup_near(const struct emap *map, uint64_t lblk, uint64_t end,
+		      struct extent *left, struct extent *right)
+{
+	struct btree_cursor cur;
+
+	near_scan(&cur, lblk > 0 && btree_seek_le(&map->tree, lblk - 1, &cur),
+		  btree_prev, left);
+	near_scan(&cur, btree_seek_ge(&map->tree, end, &cur), btree_next,
+		  right);
+}
+
 int emap_set(struct emap *map, const struct extent *ext)
 {
 	map->seq++;

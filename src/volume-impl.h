@@ -68,6 +68,23 @@ int volume_writeback(struct volume *vol, bool sync);
  */
 int volume_record_written(struct volume *vol, bool sync);
 
+/*
+ * Where to allocate the blocks for logical [@lblk, @lblk + @len), a pblk
+ * (xfs_bmap_adjacent()): where the nearer of its allocated logical
+ * neighbours puts it if physical distances follow logical ones, so that a
+ * range written in any order ends up contiguous; else its place in its
+ * home AG (alloc_home_hint()).  The caller holds map_lock.
+ */
+uint64_t volume_alloc_hint(struct volume *vol, uint64_t lblk, uint64_t len);
+
+/*
+ * How many of @len blocks to allocate at @hint: no more than fit between
+ * the hint and the end of its AG (the rest gets its own hint, in the next
+ * AG's region), nor than AG_MAX_BLOCKS.
+ */
+uint64_t volume_alloc_len(const struct volume *vol, uint64_t hint,
+			  uint64_t len);
+
 /* The page cache's ->writeback: volume_writeback(vol, false). */
 int volume_writeback_cb(void *vol);
 

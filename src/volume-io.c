@@ -231,6 +231,7 @@ out:
 static int make_unwritten(struct volume *vol, const struct extent *ext)
 {
 	struct extent u = *ext;
+	uint64_t hint;
 	uint32_t got;
 	int err;
 
@@ -239,11 +240,9 @@ static int make_unwritten(struct volume *vol, const struct extent *ext)
 		return emap_set(&vol->map, &u);
 	if (ext->state == EXT_UNWRITTEN)
 		return 0;
-	err = alloc_extent(&vol->alloc,
-			   alloc_home_hint(&vol->alloc, ext->lblk,
-					   vol->nr_blocks),
-			   (uint32_t)(ext->len < AG_MAX_BLOCKS ? ext->len
-							       : AG_MAX_BLOCKS),
+	hint = volume_alloc_hint(vol, ext->lblk, ext->len);
+	err = alloc_extent(&vol->alloc, hint,
+			   (uint32_t)volume_alloc_len(vol, hint, ext->len),
 			   ext->state == EXT_DELALLOC, &u.pblk, &got);
 	if (err)
 		return err;

@@ -99,21 +99,46 @@ const struct iomap_ops volume_iomap_ops = {
 /* ---- writeback ---- */
 
 /*
- * Where to allocate for @lblk: right after the physical end of its
- * logical left neighbour, so that logically adjacent extents stay
- * physically adjacent; else at the start of its home AG.  The caller holds
- * map_lock.
+ * Where @nbr, an allocated extent, puts the block @lblk if physical
+ * distances follow logical ones, when that is inside @nbr's AG; else
+ * PBLK_NULL.
  */
-static uint64_t alloc_hint(struct volume *vol, uint64_t lblk)
+static uint64_t hint_from(const struct volume *vol, const struct extent *nbr,
+			  uint64_t lblk)
 {
-	struct extent left;
+	int64_t agbno = (int64_t)PBLK_AGBNO(nbr->pblk) +
+			((int64_t)lblk - (int64_t)nbr->lblk);
 
-	if (lblk > 0) {
-		emap_lookup(&vol->map, lblk - 1, &left);
-		if (left.state == EXT_MAPPED || left.state == EXT_UNWRITTEN)
-			return left.pblk + (lblk - left.lblk);
-	}
+	if (nbr->state == EXT_HOLE || agbno < 0 ||
+	    (uint64_t)agbno >= vol->sb.ag_blocks)
+		return PBLK_NULL;
+	return PBLK(PBLK_AG(nbr->pblk), agbno);
+}
+
+uint64_t volume_alloc_hint(struct volume *vol, uint64_t lblk, uint64_t len)
+{
+	struct extent left, right;
+	uint64_t hl, hr;
+
+	emap_lookup_near(&vol->map, lblk, lblk + len, &left, &right);
+	hl = hint_from(vol, &left, lblk);
+	hr = hint_from(vol, &right, lblk);
+	if (hl != PBLK_NULL &&
+	    (hr == PBLK_NULL || lblk - extent_end(&left) <= right.lblk - lblk))
+		return hl;
+	if (hr != PBLK_NULL)
+		return hr;
 	return alloc_home_hint(&vol->alloc, lblk, vol->nr_blocks);
+}
+
+uint64_t volume_alloc_len(const struct volume *vol, uint64_t hint,
+			  uint64_t len)
+{
+	uint64_t room = vol->sb.ag_blocks - PBLK_AGBNO(hint);
+
+	if (hint != PBLK_NULL && len > room)
+		len = room;
+	return len < AG_MAX_BLOCKS ? len : AG_MAX_BLOCKS;
 }
 
 /*
@@ -123,14 +148,15 @@ static uint64_t alloc_hint(struct volume *vol, uint64_t lblk)
  */
 static int convert_delalloc(struct volume *vol, const struct extent *ext)
 {
-	uint64_t lblk = ext->lblk, left = ext->len;
+	uint64_t lblk = ext->lblk, left = ext->len, hint, len;
 	struct extent u = { .state = EXT_UNWRITTEN };
 	uint32_t got;
 	int err;
 
 	while (left > 0) {
-		err = alloc_extent(&vol->alloc, alloc_hint(vol, lblk),
-				   (uint32_t)min_u64(left, AG_MAX_BLOCKS), true,
+		hint = volume_alloc_hint(vol, lblk, left);
+		len = volume_alloc_len(vol, hint, left);
+		err = alloc_extent(&vol->alloc, hint, (uint32_t)len, true,
 				   &u.pblk, &got);
 		if (err)	/* the reservation guarantees the space */
 			return err == -ENOSPC ? -EIO : err;

@@ -152,6 +152,64 @@ static bool model_best(const struct model *m, uint32_t agno, uint32_t len,
 	return *best_len > 0;
 }
 
+/* alloc.c's NEAR_SCAN: free extents looked at on each side of a hint. */
+#define NEAR_SCAN 64
+
+/*
+ * Consider the free run [@start, + @n) for @len blocks near @hint: keep it
+ * in *@at and *@dist if it is nearer than the best so far.
+ */
+static void model_consider(uint32_t start, uint32_t n, uint32_t hint,
+			   uint32_t len, uint32_t *at, uint32_t *dist)
+{
+	uint32_t place, d;
+
+	if (n < len)
+		return;
+	place = hint < start ? start : hint > start + n - len
+					       ? start + n - len : hint;
+	d = place > hint ? place - hint : hint - place;
+	if (d < *dist) {
+		*dist = d;
+		*at = place;
+	}
+}
+
+/*
+ * The place for @len blocks nearest to @hint in AG @agno, among the
+ * NEAR_SCAN free runs on each side of it (the run holding or before the
+ * hint first, then the one after, and so on outwards), the first seen
+ * among equals.  False if none holds @len.
+ */
+static bool model_near(const struct model *m, uint32_t agno, uint32_t hint,
+		       uint32_t len, uint32_t *at)
+{
+	uint32_t *starts = calloc(m->ag_blocks / 2 + 1, sizeof *starts);
+	uint32_t *lens = calloc(m->ag_blocks / 2 + 1, sizeof *lens);
+	uint32_t from = 0, nr = 0, dist = UINT32_MAX, i;
+	int64_t left = -1;
+
+	CU_ASSERT_FATAL(starts && lens);
+	while (model_next_run(m, agno, from, &starts[nr], &lens[nr])) {
+		from = starts[nr] + lens[nr];
+		if (starts[nr] <= hint)
+			left = nr;
+		nr++;
+	}
+	for (i = 0; i < NEAR_SCAN; i++) {
+		if (left - (int64_t)i >= 0)
+			model_consider(starts[left - i], lens[left - i], hint,
+				       len, at, &dist);
+		if (left + 1 + i < nr)
+			model_consider(starts[left + 1 + i],
+				       lens[left + 1 + i], hint, len, at,
+				       &dist);
+	}
+	free(starts);
+	free(lens);
+	return dist != UINT32_MAX;
+}
+
 /* The longest free run of all AGs, the first in order from @agno. */
 static uint32_t model_longest(const struct model *m, uint32_t agno,
 			      uint64_t *pblk)
@@ -173,7 +231,8 @@ static uint32_t model_longest(const struct model *m, uint32_t agno,
 
 /*
  * Expect the allocation of @len blocks at @hint, by alloc.h's policy:
- * at the hint, best fit in the hint's AG then in the others, the longest.
+ * as near the hint as can be, best fit in the hint's AG then in the
+ * others, the longest.
  */
 static void model_expect(const struct model *m, uint64_t hint, uint32_t len,
 			 struct expect *e)
@@ -184,11 +243,10 @@ static void model_expect(const struct model *m, uint64_t hint, uint32_t len,
 	e->got = len;
 	if (hint != PBLK_NULL && PBLK_AG(hint) < m->ag_count) {
 		agno = PBLK_AG(hint);
-		e->pblk = hint;
-		if (PBLK_AGBNO(hint) < m->ag_blocks &&
-		    len <= m->ag_blocks - PBLK_AGBNO(hint) &&
-		    model_all(m, hint, len, 0))
+		if (model_near(m, agno, PBLK_AGBNO(hint), len, &start)) {
+			e->pblk = PBLK(agno, start);
 			return;
+		}
 	}
 	for (i = 0; i < m->ag_count; i++) {
 		ag = (agno + i) % m->ag_count;
@@ -660,8 +718,18 @@ static void test_policy(void)
 	CU_ASSERT_EQUAL(alloc_extent(&a, PBLK(0, 75), 10, false, &pblk, &got),
 			0);
 	CU_ASSERT(pblk == PBLK(0, 75) && got == 10);
-	/* Else the smallest that fits, the lowest among equals: 10..14. */
+	/* Else as near it as can be: in 70..74, which holds the hint... */
 	CU_ASSERT_EQUAL(alloc_extent(&a, PBLK(0, 72), 4, false, &pblk, &got),
+			0);
+	CU_ASSERT(pblk == PBLK(0, 71) && got == 4);
+	CU_ASSERT_EQUAL(alloc_free(&a, PBLK(0, 71), 4), 0);
+	/* ...or in 85..89, 5 blocks after the hint, not 9 before. */
+	CU_ASSERT_EQUAL(alloc_extent(&a, PBLK(0, 80), 4, false, &pblk, &got),
+			0);
+	CU_ASSERT(pblk == PBLK(0, 85) && got == 4);
+	CU_ASSERT_EQUAL(alloc_free(&a, PBLK(0, 85), 4), 0);
+	/* Without a hint, the smallest that fits, the lowest among equals. */
+	CU_ASSERT_EQUAL(alloc_extent(&a, PBLK_NULL, 4, false, &pblk, &got),
 			0);
 	CU_ASSERT(pblk == PBLK(0, 10) && got == 4);
 	/* Left: 14, 30..32, 50..54, 70..74, 85..89.  No 6: the longest. */
@@ -918,23 +986,26 @@ static void test_home_hint(void)
 	struct alloc a;
 
 	CU_ASSERT_EQUAL_FATAL(alloc_init(&a, 4, 100, NULL, 0), 0);
-	/* 1000 blocks: regions of 250. */
+	/* 1000 blocks: regions of 250, placed in proportion in 100. */
 	CU_ASSERT_EQUAL(alloc_home_hint(&a, 0, 1000), PBLK(0, 0));
-	CU_ASSERT_EQUAL(alloc_home_hint(&a, 249, 1000), PBLK(0, 0));
+	CU_ASSERT_EQUAL(alloc_home_hint(&a, 249, 1000), PBLK(0, 99));
 	CU_ASSERT_EQUAL(alloc_home_hint(&a, 250, 1000), PBLK(1, 0));
+	CU_ASSERT_EQUAL(alloc_home_hint(&a, 375, 1000), PBLK(1, 50));
 	CU_ASSERT_EQUAL(alloc_home_hint(&a, 500, 1000), PBLK(2, 0));
-	CU_ASSERT_EQUAL(alloc_home_hint(&a, 999, 1000), PBLK(3, 0));
+	CU_ASSERT_EQUAL(alloc_home_hint(&a, 999, 1000), PBLK(3, 99));
 	/* 10 blocks: regions of 3, the last one short. */
-	CU_ASSERT_EQUAL(alloc_home_hint(&a, 2, 10), PBLK(0, 0));
+	CU_ASSERT_EQUAL(alloc_home_hint(&a, 2, 10), PBLK(0, 66));
 	CU_ASSERT_EQUAL(alloc_home_hint(&a, 3, 10), PBLK(1, 0));
 	CU_ASSERT_EQUAL(alloc_home_hint(&a, 9, 10), PBLK(3, 0));
+	/* 400 blocks, as many as the AGs hold: each block maps to itself. */
+	CU_ASSERT_EQUAL(alloc_home_hint(&a, 123, 400), PBLK(1, 23));
 	/* Beyond the end, and fewer blocks than AGs: clamped. */
 	CU_ASSERT_EQUAL(alloc_home_hint(&a, 5000, 1000), PBLK(3, 0));
 	CU_ASSERT_EQUAL(alloc_home_hint(&a, 2, 3), PBLK(2, 0));
 	CU_ASSERT_EQUAL(alloc_home_hint(&a, 7, 3), PBLK(3, 0));
 	CU_ASSERT_EQUAL(alloc_home_hint(&a, 0, 0), PBLK(0, 0));
 	CU_ASSERT_EQUAL(alloc_home_hint(&a, UINT64_MAX - 1, UINT64_MAX),
-			PBLK(3, 0));
+			PBLK(3, 99));
 	alloc_destroy(&a);
 }
 

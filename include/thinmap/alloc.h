@@ -53,10 +53,13 @@ void alloc_destroy(struct alloc *a);
 
 /*
  * The hint for allocating logical block @lblk of a volume of @nr_lblks
- * blocks when it has no allocated logical neighbour: the start of its home
+ * blocks when it has no allocated logical neighbour: its place in its home
  * AG.  The logical space is cut into ag_count equal regions, one per AG,
- * so writers to distant regions take different AG locks.  Blocks past
- * @nr_lblks belong to the last AG.
+ * so writers to distant regions take different AG locks, and a block's
+ * place in its AG is proportional to its place in its region, so blocks
+ * written in any order land in logical order (a volume no bigger than its
+ * capacity maps each block to itself).  Blocks past @nr_lblks go to the
+ * start of the last AG.
  */
 uint64_t alloc_home_hint(const struct alloc *a, uint64_t lblk,
 			 uint64_t nr_lblks);

@@ -61,6 +61,17 @@ void emap_lookup(const struct emap *map, uint64_t lblk, struct extent *ext);
 void emap_lookup_excl(struct emap *map, uint64_t lblk, struct extent *ext);
 
 /*
+ * The nearest allocated extents (MAPPED or UNWRITTEN) around the range
+ * [@lblk, @end): *@left ends at or before @lblk, *@right starts at or
+ * after @end.  Up to EMAP_NEAR_SKIP delalloc extents are looked past on
+ * each side; a side with nothing allocated is reported as EXT_HOLE.  For
+ * allocation hints (xfs_bmap_adjacent()).
+ */
+#define EMAP_NEAR_SKIP 8
+void emap_lookup_near(const struct emap *map, uint64_t lblk, uint64_t end,
+		      struct extent *left, struct extent *right);
+
+/*
  * Map [@ext->lblk, + @ext->len) to @ext, replacing what was there and
  * merging with neighbours.  @ext->len is 1 .. EXTENT_MAX_LEN.
  * Returns 0, -EINVAL for a bad extent, or -ENOMEM (the map may then hold
