@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* The AG data files (see backing.h). */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -33,8 +34,56 @@ static int injected(struct backing *b, enum backing_op op)
 	return -__atomic_load_n(&b->fault_err[op], __ATOMIC_RELAXED);
 }
 
+/*
+ * Does @fd take direct I/O of @block_size blocks?  A probe: one aligned
+ * read of a block (O_DIRECT refuses misaligned I/O with EINVAL).
+ */
+static bool direct_io_works(int fd, uint32_t block_size)
+{
+	void *buf = aligned_alloc(4096, block_size < 4096 ? 4096 : block_size);
+	bool ok = buf && pread(fd, buf, block_size, 0) >= 0;
+
+	free(buf);
+	return ok;
+}
+
+/*
+ * Open AG file @path, O_DIRECT if *@direct and it works (else clear
+ * *@direct, or fail for BACKING_IO_DIRECT).  Returns the fd or -errno.
+ */
+static int open_ag(const char *path, bool rdonly, uint32_t block_size,
+		   enum backing_io mode, bool *direct)
+{
+	int flags = (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+	int fd = *direct ? open(path, flags | O_DIRECT) : -1;
+
+	if (fd >= 0 && direct_io_works(fd, block_size))
+		return fd;
+	if (fd >= 0)
+		close(fd);
+	if (*direct && mode == BACKING_IO_DIRECT) {
+		tm_set_error("%s: backing-io=direct: the filesystem refuses "
+			     "direct I/O of %u-byte blocks", path, block_size);
+		return -EINVAL;
+	}
+	*direct = false;
+	fd = open(path, flags);
+	if (fd < 0) {
+		tm_set_error("%s: %s", path, strerror(errno));
+		return -errno;
+	}
+	return fd;
+}
+
+/* Set up the ring, if the kernel lets us: else writes are synchronous. */
+static void ring_setup(struct backing *b)
+{
+	b->have_ring = io_uring_queue_init(BACKING_QUEUE_DEPTH, &b->ring,
+					   0) == 0;
+}
+
 int backing_open(struct backing *b, const char *dir, uint32_t ag_count,
-		 bool rdonly)
+		 bool rdonly, uint32_t block_size, enum backing_io mode)
 {
 	uint32_t ag;
 
@@ -45,24 +94,24 @@ int backing_open(struct backing *b, const char *dir, uint32_t ag_count,
 		backing_close(b);
 		return -ENOMEM;
 	}
+	b->direct = mode != BACKING_IO_BUFFERED;
 	for (ag = 0; ag < ag_count; ag++) {
 		char *path = ag_file_path(dir, ag);
-		int err;
+		bool direct = b->direct;
+		int fd = path ? open_ag(path, rdonly, block_size, mode, &direct)
+			      : -ENOMEM;
 
-		b->fds[ag] = path ? open(path, (rdonly ? O_RDONLY : O_RDWR) |
-						       O_CLOEXEC)
-				  : -1;
-		err = !path ? ENOMEM : b->fds[ag] < 0 ? errno : 0;
-		if (err) {
-			tm_set_error("%s: %s", path ? path : dir,
-				     strerror(err));
-			free(path);
-			backing_close(b);
-			return -err;
-		}
 		free(path);
+		if (fd < 0) {
+			backing_close(b);
+			return fd;
+		}
+		b->fds[ag] = fd;
 		b->ag_count = ag + 1;
+		b->direct = direct;	/* one refusal: the rest buffered */
 	}
+	if (!rdonly)
+		ring_setup(b);
 	return 0;
 }
 
@@ -70,6 +119,8 @@ void backing_close(struct backing *b)
 {
 	uint32_t ag;
 
+	if (b->have_ring)
+		io_uring_queue_exit(&b->ring);
 	for (ag = 0; ag < b->ag_count; ag++)
 		close(b->fds[ag]);
 	free(b->fds);
@@ -111,19 +162,14 @@ static int iov_advance(struct iovec **iov, int iovcnt, size_t n)
 	return iovcnt;
 }
 
-int backing_writev(struct backing *b, uint32_t ag, const struct iovec *iov,
-		   int iovcnt, uint64_t off)
+/* Write all of @iov at @off of AG @ag: 0 or -errno. */
+static int writev_all(struct backing *b, uint32_t ag, const struct iovec *iov,
+		      int iovcnt, uint64_t off)
 {
 	struct iovec local[BACKING_IOV_MAX], *cur = local;
-	int n = iovcnt, err;
+	int n = iovcnt;
 
-	if (iovcnt > BACKING_IOV_MAX)
-		return -EINVAL;
-	err = injected(b, BACKING_WRITE);
-	if (err)
-		return err;
 	memcpy(local, iov, (size_t)iovcnt * sizeof *iov);
-	__atomic_store_n(&b->dirty[ag], true, __ATOMIC_RELAXED);
 	while (n > 0) {
 		ssize_t r = pwritev(b->fds[ag], cur, n, (off_t)off);
 
@@ -135,6 +181,83 @@ int backing_writev(struct backing *b, uint32_t ag, const struct iovec *iov,
 		n = iov_advance(&cur, n, (size_t)r);
 	}
 	return 0;
+}
+
+/* @w is done with @result: queue it for backing_reap(). */
+static void complete_now(struct backing *b, struct backing_write *w,
+			 int result)
+{
+	w->result = result;
+	b->done[b->nr_done++] = w;
+}
+
+void backing_submit_writev(struct backing *b, struct backing_write *w)
+{
+	struct io_uring_sqe *sqe;
+	int err = injected(b, BACKING_WRITE);
+
+	assert(b->inflight + b->nr_done < BACKING_QUEUE_DEPTH);
+	__atomic_store_n(&b->dirty[w->ag], true, __ATOMIC_RELAXED);
+	if (err || !b->have_ring) {
+		complete_now(b, w, err ? err : writev_all(b, w->ag, w->iov,
+							  w->iovcnt, w->off));
+		return;
+	}
+	sqe = io_uring_get_sqe(&b->ring);	/* the depth guarantees one */
+	io_uring_prep_writev(sqe, b->fds[w->ag], w->iov, (unsigned)w->iovcnt,
+			     w->off);
+	io_uring_sqe_set_data(sqe, w);
+	err = io_uring_submit(&b->ring);
+	if (err < 0) {
+		complete_now(b, w, err);	/* not submitted: take it back */
+		return;
+	}
+	b->inflight++;
+}
+
+/*
+ * Finish @w after the ring wrote @done bytes of it (or failed, @done < 0):
+ * the rest of a short write is written synchronously.
+ */
+static int finish_write(struct backing *b, struct backing_write *w,
+			int done)
+{
+	struct iovec rest[BACKING_IOV_MAX], *cur = rest;
+	size_t total = 0;
+	int i, n;
+
+	if (done < 0)
+		return done;
+	for (i = 0; i < w->iovcnt; i++)
+		total += w->iov[i].iov_len;
+	if ((size_t)done == total)
+		return 0;
+	memcpy(rest, w->iov, (size_t)w->iovcnt * sizeof *rest);
+	n = iov_advance(&cur, w->iovcnt, (size_t)done);
+	return writev_all(b, w->ag, cur, n, w->off + (uint64_t)done);
+}
+
+struct backing_write *backing_reap(struct backing *b, bool wait)
+{
+	struct io_uring_cqe *cqe;
+	struct backing_write *w;
+	int err;
+
+	if (b->nr_done)
+		return b->done[--b->nr_done];
+	if (!b->inflight)
+		return NULL;
+	do {
+		err = wait ? io_uring_wait_cqe(&b->ring, &cqe)
+			   : io_uring_peek_cqe(&b->ring, &cqe);
+	} while (err == -EINTR);
+	if (err)
+		return NULL;
+	w = io_uring_cqe_get_data(cqe);
+	w->result = finish_write(b, w, cqe->res);
+	io_uring_cqe_seen(&b->ring, cqe);
+	b->inflight--;
+	return w;
 }
 
 int backing_sync(struct backing *b)

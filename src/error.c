@@ -23,3 +23,24 @@ const char *tm_get_error(void)
 {
 	return last_error;
 }
+
+static void (*log_fn)(const char *msg);
+
+void tm_set_log(void (*fn)(const char *msg))
+{
+	log_fn = fn;
+}
+
+void tm_log(const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (log_fn)
+		log_fn(msg);
+	else
+		fprintf(stderr, "thinmap: %s\n", msg);
+}

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/mman.h>
 
 #include "thinmap/error.h"
@@ -302,7 +303,7 @@ int folio_get(struct pagecache *pc, uint64_t index, bool create,
 
 	while ((err = folio_get_once(pc, index, create, foliop)) == -EAGAIN &&
 	       tries++ < FOLIO_GET_TRIES) {
-		int wb = pc->writeback(pc->owner);
+		int wb = pc->writeback(pc->owner, true);
 
 		if (wb)
 			return wb;
@@ -312,10 +313,13 @@ int folio_get(struct pagecache *pc, uint64_t index, bool create,
 
 int pagecache_balance_dirty(struct pagecache *pc)
 {
-	bool over = __atomic_load_n(&pc->dirty_blocks, __ATOMIC_RELAXED) >
-		    pc->dirty_limit;
+	uint64_t dirty = __atomic_load_n(&pc->dirty_blocks, __ATOMIC_RELAXED);
 
-	return over ? pc->writeback(pc->owner) : 0;
+	if (dirty > pc->dirty_limit)
+		return pc->writeback(pc->owner, true);
+	if (dirty > pc->background_limit)
+		return pc->writeback(pc->owner, false);
+	return 0;
 }
 
 /*
@@ -361,9 +365,10 @@ static void dirty_account(struct pagecache *pc, struct folio *folio,
 	if ((folio->list == FOLIO_LIST_DIRTY) == dirty)
 		return;
 	pthread_mutex_lock(&pc->lock);
-	if (dirty)
+	if (dirty) {
+		folio->dirtied_ms = pagecache_now_ms();
 		list_move_tail(pc, folio, FOLIO_LIST_DIRTY);
-	else
+	} else
 		list_del(pc, folio);	/* held: folio_put() files it */
 	pthread_mutex_unlock(&pc->lock);
 }
@@ -434,14 +439,25 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+uint64_t pagecache_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 size_t pagecache_dirty_indices(struct pagecache *pc, uint64_t start,
-			       uint64_t end, uint64_t *out)
+			       uint64_t end, uint64_t dirtied_before,
+			       uint64_t *out)
 {
 	struct folio *f;
 	size_t n = 0;
 
 	pthread_mutex_lock(&pc->lock);
-	for (f = pc->dirty.head.next; f != &pc->dirty.head; f = f->next)
+	for (f = pc->dirty.head.next;
+	     f != &pc->dirty.head && f->dirtied_ms < dirtied_before;
+	     f = f->next)
 		if (f->index >= start && f->index < end)
 			out[n++] = f->index;
 	pthread_mutex_unlock(&pc->lock);
@@ -592,8 +608,8 @@ static unsigned int log2_exact(uint64_t v)
 
 int pagecache_init(struct pagecache *pc, uint64_t cache_size,
 		   uint32_t page_size, uint32_t block_size,
-		   uint64_t dirty_limit, int (*writeback)(void *owner),
-		   void *owner)
+		   uint64_t dirty_limit, uint64_t background_limit,
+		   int (*writeback)(void *owner, bool wait), void *owner)
 {
 	size_t buckets = 16;
 
@@ -611,6 +627,7 @@ int pagecache_init(struct pagecache *pc, uint64_t cache_size,
 	pc->blocks = page_size / block_size;
 	pc->max_folios = cache_size / page_size;
 	pc->dirty_limit = dirty_limit / block_size;
+	pc->background_limit = background_limit / block_size;
 	pc->writeback = writeback;
 	pc->owner = owner;
 	while (buckets < 2 * pc->max_folios)

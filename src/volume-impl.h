@@ -6,13 +6,15 @@
  * sees it.
  *
  * Locks, outermost first:
- *   invalidate_lock  shared by reads, writes, flush; exclusive by zero and
- *                    trim, which remove mappings and cached blocks (the
- *                    kernel's mapping->invalidate_lock)
- *   meta_lock        one writeback pass or metadata transaction at a time
+ *   invalidate_lock  shared by reads, writes, flush and writeback passes;
+ *                    exclusive by zero and trim, which remove mappings and
+ *                    cached blocks (the kernel's mapping->invalidate_lock)
+ *   meta_lock        one writeback pass or metadata change at a time; it
+ *                    guards the pending records and the backing ring
  *   folio locks      (pagecache.h)
  *   map_lock         the extent map (XFS's ILOCK): held briefly, never
  *                    across I/O
+ *   wb_lock          the writeback requests and the daemon's state
  *   allocator and cache locks (innermost)
  */
 #ifndef THINMAP_VOLUME_IMPL_H
@@ -44,29 +46,68 @@ struct volume {
 	pthread_rwlock_t map_lock;
 	struct emap map;	/* under map_lock */
 	struct alloc alloc;
+	enum volume_discard discard;
 	/* Under meta_lock: */
 	struct writepage_ctx *wpc;
-	struct extent_vec written;	/* unwritten extents written back */
+	/*
+	 * Changes of the map not committed yet, in the order they were made:
+	 * MAPPED or UNWRITTEN records, and holes (EXT_HOLE) for unmaps.  Like
+	 * XFS's deferred ops, they reach the metadata in one transaction.
+	 */
+	struct extent_vec pending;
+	/* Blocks the pending unmaps free: free only after a durable commit. */
+	struct extent_vec busy;
 	int wb_error;		/* first writeback error since the last flush */
+	/* Writeback requests and the daemon (volume-writeback.c): */
+	pthread_mutex_t wb_lock;
+	pthread_cond_t wb_cond;	/* a pass ended */
+	uint64_t flush_req, flush_done;	/* flush passes asked for, done */
+	uint64_t wb_req, wb_done;	/* writeback passes asked for, done */
+	int flush_result;	/* of the last flush pass */
+	int wb_result;		/* of the last pass */
+	bool pass_running;	/* a thread runs a pass for the requests */
+	struct wb_daemon *daemon;	/* NULL unless started */
+	uint32_t dirty_expire_ms, writeback_interval_ms;
 };
+
+/* Most pending records before a trim or zero commits them itself. */
+#define PENDING_MAX 16384
 
 extern const struct iomap_ops volume_iomap_ops;
 extern const struct iomap_writeback_ops volume_writeback_ops;
 
 /*
- * Write back every dirty folio, record the new mappings (data synced
- * first) and commit, durably if @sync.  Takes meta_lock.  Returns 0 or the
- * first error, which is also kept for the next volume_flush().
+ * Commit the pending records in one transaction, durably if @sync (or if
+ * blocks are busy, which are then freed, and punched out of the AG files
+ * with discard=punch).  AG files are synced first: data before mapping.
+ * The caller holds meta_lock.  On failure the records stay pending.
+ * Returns 0 or a negative errno.
  */
-int volume_writeback(struct volume *vol, bool sync);
+int volume_commit(struct volume *vol, bool sync);
 
 /*
- * Record the extents written back since the last commit as MAPPED, in one
- * transaction, after syncing their data (data before mapping); with
- * @sync, durably.  On failure they stay pending for the next try.  The
- * caller holds meta_lock.  Returns 0 or a negative errno.
+ * Write back every dirty folio and commit (a writeback pass, not durable),
+ * waiting for it: run by the daemon if it runs, else by this thread.  The
+ * caller holds invalidate_lock shared (or nothing).  Returns 0 or the
+ * pass's error, which is also kept for the next volume_flush().
  */
-int volume_record_written(struct volume *vol, bool sync);
+int volume_writeback(struct volume *vol);
+
+/*
+ * Write back the dirty folios of [@offset, @offset + @count) (bytes) and
+ * commit durably, in this thread: a FUA write.  0 or a negative errno.
+ */
+int volume_writeback_range(struct volume *vol, uint64_t offset,
+			   uint64_t count);
+
+/* The page cache's ->writeback (pagecache.h). */
+int volume_writeback_cb(void *vol, bool wait);
+
+/*
+ * Stop the writeback daemon if it runs (pending requests are served
+ * first).  Called by volume_close().
+ */
+void volume_stop_writeback(struct volume *vol);
 
 /*
  * Where to allocate the blocks for logical [@lblk, @lblk + @len), a pblk
@@ -84,9 +125,6 @@ uint64_t volume_alloc_hint(struct volume *vol, uint64_t lblk, uint64_t len);
  */
 uint64_t volume_alloc_len(const struct volume *vol, uint64_t hint,
 			  uint64_t len);
-
-/* The page cache's ->writeback: volume_writeback(vol, false). */
-int volume_writeback_cb(void *vol);
 
 /*
  * Remove the DELALLOC blocks of [@lblk, @lblk + @nblks) that hold no

@@ -135,18 +135,17 @@ int volume_pwrite(struct volume *vol, const void *buf, uint64_t count,
 		pthread_rwlock_unlock(&vol->invalidate_lock);
 		if (err != -ENOSPC || retried)
 			break;
-		/* Space may come back once writeback has settled: retry once. */
+		/* Space comes back once trimmed blocks are free: retry once. */
 		retried = true;
-		pthread_rwlock_rdlock(&vol->invalidate_lock);
-		volume_writeback(vol, false);
-		pthread_rwlock_unlock(&vol->invalidate_lock);
+		volume_writeback(vol);
 	}
 	if (err) {
 		write_failed(vol, count, offset);
 		return err;
 	}
 	pagecache_balance_dirty(&vol->cache);	/* errors go to flush */
-	return flags & VOLUME_FUA ? volume_flush(vol) : 0;
+	return flags & VOLUME_FUA ? volume_writeback_range(vol, offset, count)
+				  : 0;
 }
 
 /* ---- whole blocks: trim and zero ---- */
@@ -170,31 +169,35 @@ static int collect_extent(void *arg, const struct extent *ext)
 }
 
 /*
+ * The map changes just queued: commit them at once (durably) if @sync,
+ * or if too many are pending.  The caller holds meta_lock.
+ */
+static int commit_queued(struct volume *vol, bool sync)
+{
+	if (sync || vol->pending.n >= PENDING_MAX)
+		return volume_commit(vol, sync);
+	return 0;
+}
+
+/*
  * Trim the blocks [@lblk, @lblk + @n): drop their reservations and
- * mappings, commit, and only then free their space (free after unmap).
- * The caller holds invalidate_lock exclusive.
+ * mappings now, and queue the unmap; their space is freed once the unmap
+ * is durable (busy extents: free after unmap).  The caller holds
+ * invalidate_lock exclusive.
  */
 static int punch_blocks(struct volume *vol, uint64_t lblk, uint64_t n,
 			bool sync)
 {
+	struct extent hole = { .lblk = lblk, .len = n, .pblk = PBLK_NULL,
+			       .state = EXT_HOLE };
 	struct extent_vec gone = { 0 };
-	struct meta_txn *txn;
 	uint64_t delalloc = 0;
 	size_t i;
 	int err;
 
 	invalidate_blocks(vol, lblk, n);
 	pthread_mutex_lock(&vol->meta_lock);
-	err = volume_record_written(vol, false);
-	if (!err)
-		err = meta_txn_begin(vol->meta, &txn);
-	if (err)
-		goto out;
-	err = meta_txn_unmap(txn, lblk, n);
-	if (!err)
-		err = meta_txn_commit(txn, sync);
-	else
-		meta_txn_abort(txn);
+	err = extent_vec_push(&vol->pending, &hole);	/* first: see busy */
 	if (err)
 		goto out;
 	pthread_rwlock_wrlock(&vol->map_lock);
@@ -203,20 +206,14 @@ static int punch_blocks(struct volume *vol, uint64_t lblk, uint64_t n,
 		err = emap_remove(&vol->map, lblk, n);
 	pthread_rwlock_unlock(&vol->map_lock);
 	for (i = 0; i < gone.n && !err; i++) {
-		const struct extent *e = &gone.v[i];
-
-		if (e->state == EXT_DELALLOC) {
-			delalloc += e->len;
-			continue;
-		}
-		err = alloc_free(&vol->alloc, e->pblk, (uint32_t)e->len);
-		if (!err)
-			backing_discard(&vol->backing, PBLK_AG(e->pblk),
-					(uint64_t)PBLK_AGBNO(e->pblk)
-						<< vol->blkbits,
-					e->len << vol->blkbits);
+		if (gone.v[i].state == EXT_DELALLOC)
+			delalloc += gone.v[i].len;
+		else	/* on failure the blocks leak until reopened */
+			err = extent_vec_push(&vol->busy, &gone.v[i]);
 	}
 	alloc_unreserve(&vol->alloc, delalloc);
+	if (!err)
+		err = commit_queued(vol, sync);
 out:
 	pthread_mutex_unlock(&vol->meta_lock);
 	extent_vec_free(&gone);
@@ -271,43 +268,31 @@ static int map_unwritten(struct volume *vol, uint64_t lblk, uint64_t n)
 
 /*
  * Zero the blocks [@lblk, @lblk + @n) keeping them allocated (NBD's
- * NO_HOLE): every block becomes UNWRITTEN, and the change is committed.
- * The caller holds invalidate_lock exclusive.
+ * NO_HOLE): every block becomes UNWRITTEN, and the change is queued for
+ * the next commit (even where space ran out part way).  The caller holds
+ * invalidate_lock exclusive.
  */
 static int unwrite_blocks(struct volume *vol, uint64_t lblk, uint64_t n,
 			  bool sync)
 {
 	struct extent_vec now = { 0 };
-	struct meta_txn *txn;
 	size_t i;
 	int err, map_err;
 
 	invalidate_blocks(vol, lblk, n);
 	pthread_mutex_lock(&vol->meta_lock);
-	err = volume_record_written(vol, false);
-	if (err)
-		goto out;
-	/* Commit what was done even if space ran out part way. */
 	map_err = map_unwritten(vol, lblk, n);
 	pthread_rwlock_rdlock(&vol->map_lock);
 	err = emap_iterate(&vol->map, lblk, n, collect_extent, &now);
 	pthread_rwlock_unlock(&vol->map_lock);
-	if (!err)
-		err = meta_txn_begin(vol->meta, &txn);
-	if (err)
-		goto out;
 	for (i = 0; i < now.n && !err; i++)
-		err = meta_txn_map(txn, &now.v[i]);
+		if (now.v[i].state != EXT_DELALLOC)
+			err = extent_vec_push(&vol->pending, &now.v[i]);
 	if (!err)
-		err = meta_txn_commit(txn, sync);
-	else
-		meta_txn_abort(txn);
-	if (!err)
-		err = map_err;
-out:
+		err = commit_queued(vol, sync);
 	pthread_mutex_unlock(&vol->meta_lock);
 	extent_vec_free(&now);
-	return err;
+	return err ? err : map_err;
 }
 
 /* Zero [@pos, @pos + @len) through the page cache (partial blocks). */
@@ -357,22 +342,8 @@ int volume_zero(struct volume *vol, uint64_t count, uint64_t offset,
 			err = zero_range(vol, end << vol->blkbits, tail);
 	}
 	pthread_rwlock_unlock(&vol->invalidate_lock);
-	return !err && (flags & VOLUME_FUA) ? volume_flush(vol) : err;
-}
-
-int volume_flush(struct volume *vol)
-{
-	int err;
-
-	if (vol->flags & VOLUME_RDONLY)
-		return 0;
-	pthread_rwlock_rdlock(&vol->invalidate_lock);
-	volume_writeback(vol, true);
-	pthread_mutex_lock(&vol->meta_lock);
-	err = vol->wb_error;
-	vol->wb_error = 0;
-	pthread_mutex_unlock(&vol->meta_lock);
-	pthread_rwlock_unlock(&vol->invalidate_lock);
+	if (!err && (flags & VOLUME_FUA))
+		err = volume_writeback_range(vol, offset, count);
 	return err;
 }
 

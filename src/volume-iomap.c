@@ -228,7 +228,8 @@ static int volume_map_blocks(struct writepage_ctx *wpc, uint64_t pos,
 /*
  * An ioend is on disk: unwritten blocks in it now hold data.  The map
  * learns it now (reads go to the disk from here on); the persistent
- * records learn it in volume_writeback() after the data is synced.
+ * records learn it at the next commit (volume_commit()), after the data
+ * is synced.
  */
 static void volume_end_io(struct writepage_ctx *wpc, struct ioend *ioend)
 {
@@ -242,7 +243,7 @@ static void volume_end_io(struct writepage_ctx *wpc, struct ioend *ioend)
 
 	if (ioend->error || ioend->type != IOMAP_UNWRITTEN)
 		return;
-	ioend->error = extent_vec_push(&vol->written, &ext);
+	ioend->error = extent_vec_push(&vol->pending, &ext);
 	if (ioend->error)
 		return;
 	pthread_rwlock_wrlock(&vol->map_lock);
@@ -255,52 +256,6 @@ const struct iomap_writeback_ops volume_writeback_ops = {
 	.map_blocks = volume_map_blocks,
 	.end_io = volume_end_io,
 };
-
-int volume_record_written(struct volume *vol, bool sync)
-{
-	struct meta_txn *txn;
-	size_t i;
-	int err;
-
-	if (vol->written.n == 0 && !sync)
-		return 0;
-	err = backing_sync(&vol->backing);
-	if (err || vol->written.n == 0)
-		return err ? err : meta_sync(vol->meta);
-	err = meta_txn_begin(vol->meta, &txn);
-	if (err)
-		return err;
-	for (i = 0; i < vol->written.n && !err; i++)
-		err = meta_txn_map(txn, &vol->written.v[i]);
-	if (err) {
-		meta_txn_abort(txn);
-		return err;
-	}
-	err = meta_txn_commit(txn, sync);
-	if (!err)
-		vol->written.n = 0;
-	return err;
-}
-
-int volume_writeback(struct volume *vol, bool sync)
-{
-	int err, err2;
-
-	pthread_mutex_lock(&vol->meta_lock);
-	err = iomap_writepages(vol->wpc, 0, UINT64_MAX);
-	err2 = volume_record_written(vol, sync);
-	if (!err)
-		err = err2;
-	if (err && !vol->wb_error)
-		vol->wb_error = err;
-	pthread_mutex_unlock(&vol->meta_lock);
-	return err;
-}
-
-int volume_writeback_cb(void *vol)
-{
-	return volume_writeback(vol, false);
-}
 
 static int folio_dirty(struct pagecache *pc, struct folio *folio,
 		       unsigned int first, unsigned int end, void *arg)

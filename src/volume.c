@@ -84,39 +84,72 @@ static int open_dir(struct volume *vol)
 	return 0;
 }
 
-/* The page cache and writeback context for @params. */
-static int cache_setup(struct volume *vol, const struct volume_params *params)
+_Static_assert((int)VOLUME_IO_AUTO == (int)BACKING_IO_AUTO &&
+	       (int)VOLUME_IO_DIRECT == (int)BACKING_IO_DIRECT &&
+	       (int)VOLUME_IO_BUFFERED == (int)BACKING_IO_BUFFERED,
+	       "backing-io values");
+
+/* @v, or @def if @v is 0 (a parameter left to its default). */
+static uint64_t or_default(uint64_t v, uint64_t def)
 {
-	uint64_t cache = params && params->cache_size ? params->cache_size
-						      : DEFAULT_CACHE_SIZE;
-	uint32_t page = params && params->page_size ? params->page_size
-						    : DEFAULT_PAGE_SIZE;
-	uint64_t dirty = params && params->dirty_bytes ? params->dirty_bytes
-						       : cache / 2;
+	return v ? v : def;
+}
+
+/*
+ * Fill in the defaults of @params (volume.h) into @p, and check it.
+ * Returns 0 or -EINVAL with a message naming the parameter.
+ */
+static int params_resolve(const struct volume *vol,
+			  const struct volume_params *params,
+			  struct volume_params *p)
+{
+	static const struct volume_params none;
+
+	*p = params ? *params : none;
+	p->cache_size = or_default(p->cache_size, DEFAULT_CACHE_SIZE);
+	if (!p->page_size)
+		p->page_size = vol->sb.block_size > DEFAULT_PAGE_SIZE
+				       ? vol->sb.block_size : DEFAULT_PAGE_SIZE;
+	p->dirty_bytes = or_default(p->dirty_bytes, p->cache_size / 2);
+	p->dirty_background_bytes = or_default(p->dirty_background_bytes,
+					       p->dirty_bytes / 2);
+	p->dirty_expire_ms = (uint32_t)or_default(p->dirty_expire_ms, 5000);
+	p->writeback_interval_ms =
+		(uint32_t)or_default(p->writeback_interval_ms, 1000);
+	if (p->dirty_bytes > p->cache_size) {
+		tm_set_error("dirty-bytes must not exceed cache-size");
+		return -EINVAL;
+	}
+	if (p->dirty_background_bytes > p->dirty_bytes) {
+		tm_set_error("dirty-background-bytes must not exceed "
+			     "dirty-bytes");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The page cache and writeback context for @p. */
+static int cache_setup(struct volume *vol, const struct volume_params *p)
+{
 	int err;
 
-	if (page < vol->sb.block_size && !(params && params->page_size))
-		page = vol->sb.block_size;
-	err = pagecache_init(&vol->cache, cache, page, vol->sb.block_size,
-			     dirty, volume_writeback_cb, vol);
+	err = pagecache_init(&vol->cache, p->cache_size, p->page_size,
+			     vol->sb.block_size, p->dirty_bytes,
+			     p->dirty_background_bytes, volume_writeback_cb,
+			     vol);
 	if (err)
 		return err;
-	vol->wpc = calloc(1, sizeof *vol->wpc);
+	vol->wpc = malloc(sizeof *vol->wpc);
 	if (!vol->wpc)
 		return -ENOMEM;
-	vol->wpc->indices = calloc(vol->cache.max_folios, sizeof(uint64_t));
-	if (!vol->wpc->indices)
-		return -ENOMEM;
-	vol->wpc->ops = &volume_writeback_ops;
-	vol->wpc->vol = vol;
-	vol->wpc->cache = &vol->cache;
-	vol->wpc->backing = &vol->backing;
-	return 0;
+	return writepage_ctx_init(vol->wpc, &volume_writeback_ops, vol,
+				  &vol->cache, &vol->backing);
 }
 
 static int volume_setup(struct volume *vol, const struct volume_params *params)
 {
 	bool rdonly = vol->flags & VOLUME_RDONLY;
+	struct volume_params p;
 	char *metadir;
 	int err;
 
@@ -132,30 +165,39 @@ static int volume_setup(struct volume *vol, const struct volume_params *params)
 	vol->sb = *meta_sb(vol->meta);
 	vol->blkbits = (unsigned int)__builtin_ctz(vol->sb.block_size);
 	vol->nr_blocks = vol->sb.size >> vol->blkbits;
-	err = volume_load(vol);
+	err = params_resolve(vol, params, &p);
+	if (!err)
+		err = volume_load(vol);
 	if (!err)
 		err = backing_open(&vol->backing, vol->dir, vol->sb.ag_count,
-				   rdonly);
-	return err ? err : cache_setup(vol, params);
+				   rdonly, vol->sb.block_size,
+				   (enum backing_io)p.backing_io);
+	vol->discard = p.discard;
+	vol->dirty_expire_ms = p.dirty_expire_ms;
+	vol->writeback_interval_ms = p.writeback_interval_ms;
+	return err ? err : cache_setup(vol, &p);
 }
 
 /* Undo volume_setup(), whatever part of it was done. */
 static void volume_free(struct volume *vol)
 {
 	if (vol->wpc)
-		free(vol->wpc->indices);
+		writepage_ctx_destroy(vol->wpc);
 	free(vol->wpc);
 	pagecache_destroy(&vol->cache);
 	backing_close(&vol->backing);
 	alloc_destroy(&vol->alloc);
 	emap_destroy(&vol->map);
-	extent_vec_free(&vol->written);
+	extent_vec_free(&vol->pending);
+	extent_vec_free(&vol->busy);
 	meta_close(vol->meta);
 	if (vol->dirfd >= 0)
 		close(vol->dirfd);	/* drops the flock */
 	pthread_rwlock_destroy(&vol->invalidate_lock);
 	pthread_mutex_destroy(&vol->meta_lock);
 	pthread_rwlock_destroy(&vol->map_lock);
+	pthread_mutex_destroy(&vol->wb_lock);
+	pthread_cond_destroy(&vol->wb_cond);
 	free(vol->dir);
 	free(vol);
 }
@@ -176,6 +218,8 @@ int volume_open(const char *dir, unsigned int flags,
 	pthread_rwlock_init(&vol->invalidate_lock, NULL);
 	pthread_mutex_init(&vol->meta_lock, NULL);
 	pthread_rwlock_init(&vol->map_lock, NULL);
+	pthread_mutex_init(&vol->wb_lock, NULL);
+	pthread_cond_init(&vol->wb_cond, NULL);
 	err = volume_setup(vol, params);
 	if (err) {
 		volume_free(vol);
@@ -191,6 +235,7 @@ int volume_close(struct volume *vol)
 
 	if (!vol)
 		return 0;
+	volume_stop_writeback(vol);
 	err = volume_flush(vol);
 	volume_free(vol);
 	return err;
@@ -254,10 +299,4 @@ void volume_inject_fault(struct volume *vol, bool sync, unsigned long nth,
 {
 	backing_inject_fault(&vol->backing, sync ? BACKING_SYNC : BACKING_WRITE,
 			     nth, err);
-}
-
-int volume_start_writeback(struct volume *vol)
-{
-	/* Placeholder until the daemon lands: passes run inline. */
-	return 0;
 }

@@ -11,20 +11,18 @@
  * the folio's blocks under writeback cannot change, and its dirty blocks
  * can only become more.
  */
+#include <assert.h>
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "thinmap/writeback.h"
 
-/*
- * The ioend was written or failed: tell the volume, end the writeback of
- * its blocks (dirtying them again on failure), and drop its references.
- */
-static void ioend_finish(struct writepage_ctx *wpc)
+/* End the writeback of @ioend's blocks and give the ioend back. */
+static void ioend_release(struct writepage_ctx *wpc, struct ioend *ioend)
 {
-	struct ioend *ioend = &wpc->ioend;
 	int i;
 
-	wpc->ops->end_io(wpc, ioend);
 	for (i = 0; i < ioend->nr_segs; i++) {
 		struct ioend_seg *seg = &ioend->segs[i];
 
@@ -39,27 +37,92 @@ static void ioend_finish(struct writepage_ctx *wpc)
 	if (ioend->error && !wpc->error)
 		wpc->error = ioend->error;
 	ioend->nr_segs = 0;
-	ioend->size = 0;
+	wpc->free[wpc->nr_free++] = ioend;
 }
 
-/* Write the ioend being built, as one vectored write, and finish it. */
+/* Can @next's completion be merged into @ioend's?  (iomap_ioend_can_merge) */
+static bool ioend_can_merge(const struct ioend *ioend, const struct ioend *next)
+{
+	return !ioend->error && !next->error && ioend->type == next->type &&
+	       ioend->ag == next->ag &&
+	       ioend->offset + ioend->size == next->offset &&
+	       ioend->addr + ioend->size == next->addr;
+}
+
+static int ioend_cmp(const void *a, const void *b)
+{
+	const struct ioend *x = *(struct ioend *const *)a;
+	const struct ioend *y = *(struct ioend *const *)b;
+
+	return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/*
+ * Completion of the ioends @done[0 .. @n): sorted, merged where they
+ * continue each other (iomap_sort_ioends, iomap_ioend_try_merge), each
+ * merged run told to the volume once, then their blocks released.
+ */
+static void ioends_complete(struct writepage_ctx *wpc, struct ioend **done,
+			    int n)
+{
+	uint64_t size;
+	int i, j;
+
+	qsort(done, (size_t)n, sizeof *done, ioend_cmp);
+	for (i = 0; i < n; i = j) {
+		size = done[i]->size;
+		for (j = i + 1; j < n && ioend_can_merge(done[j - 1], done[j]);
+		     j++)
+			done[i]->size += done[j]->size;
+		wpc->ops->end_io(wpc, done[i]);
+		done[i]->size = size;
+		for (; i < j; i++)
+			ioend_release(wpc, done[i]);
+	}
+}
+
+/*
+ * Reap completed writes, waiting for at least one if @wait (and one is in
+ * flight), and complete their ioends.
+ */
+static void ioends_reap(struct writepage_ctx *wpc, bool wait)
+{
+	struct ioend *done[BACKING_QUEUE_DEPTH];
+	struct backing_write *w;
+	int n = 0;
+
+	while ((w = backing_reap(wpc->backing, wait && n == 0))) {
+		struct ioend *ioend = (struct ioend *)w;
+
+		ioend->error = w->result;
+		done[n++] = ioend;
+	}
+	if (n)
+		ioends_complete(wpc, done, n);
+}
+
+/* Start writing the ioend being built, as one vectored write. */
 static void ioend_submit(struct writepage_ctx *wpc)
 {
-	struct ioend *ioend = &wpc->ioend;
-	struct iovec iov[BACKING_IOV_MAX];
+	struct ioend *ioend = wpc->ioend;
 	unsigned int shift = wpc->cache->block_shift;
 	int i;
 
-	if (ioend->nr_segs == 0)
+	if (!ioend)
 		return;
+	wpc->ioend = NULL;
 	for (i = 0; i < ioend->nr_segs; i++) {
-		iov[i].iov_base = ioend->segs[i].folio->data +
-				  ((size_t)ioend->segs[i].first << shift);
-		iov[i].iov_len = (size_t)ioend->segs[i].n << shift;
+		ioend->iov[i].iov_base = ioend->segs[i].folio->data +
+					 ((size_t)ioend->segs[i].first << shift);
+		ioend->iov[i].iov_len = (size_t)ioend->segs[i].n << shift;
 	}
-	ioend->error = backing_writev(wpc->backing, ioend->ag, iov,
-				      ioend->nr_segs, ioend->addr);
-	ioend_finish(wpc);
+	ioend->write = (struct backing_write){
+		.ag = ioend->ag,
+		.off = ioend->addr,
+		.iov = ioend->iov,
+		.iovcnt = ioend->nr_segs,
+	};
+	backing_submit_writev(wpc->backing, &ioend->write);
 }
 
 /*
@@ -69,26 +132,35 @@ static void ioend_submit(struct writepage_ctx *wpc)
 static bool ioend_can_add(const struct writepage_ctx *wpc, uint64_t pos,
 			  uint64_t len, uint64_t addr)
 {
-	const struct ioend *ioend = &wpc->ioend;
+	const struct ioend *ioend = wpc->ioend;
 
-	return ioend->nr_segs > 0 && ioend->type == wpc->iomap.type &&
+	return ioend && ioend->type == wpc->iomap.type &&
 	       ioend->ag == wpc->iomap.ag && ioend->offset + ioend->size == pos &&
 	       ioend->addr + ioend->size == addr &&
 	       ioend->size + len <= IOEND_MAX_BYTES &&
 	       ioend->nr_segs < BACKING_IOV_MAX;
 }
 
+/*
+ * Start a new ioend at @pos, @addr of the current mapping, once an idle
+ * one is free (reaping completions for it).
+ */
 static void ioend_start(struct writepage_ctx *wpc, uint64_t pos,
 			uint64_t addr)
 {
-	struct ioend *ioend = &wpc->ioend;
+	struct ioend *ioend;
 
+	while (!wpc->nr_free)
+		ioends_reap(wpc, true);
+	ioend = wpc->free[--wpc->nr_free];
 	ioend->offset = pos;
 	ioend->size = 0;
 	ioend->ag = wpc->iomap.ag;
 	ioend->addr = addr;
 	ioend->type = wpc->iomap.type;
 	ioend->error = 0;
+	ioend->nr_segs = 0;
+	wpc->ioend = ioend;
 }
 
 /*
@@ -101,7 +173,7 @@ static void add_to_ioend(struct writepage_ctx *wpc, struct folio *folio,
 			 unsigned int blk, unsigned int n)
 {
 	struct pagecache *pc = wpc->cache;
-	struct ioend *ioend = &wpc->ioend;
+	struct ioend *ioend;
 	uint64_t pos = (folio->index << pc->page_shift) +
 		       ((uint64_t)blk << pc->block_shift);
 	uint64_t len = (uint64_t)n << pc->block_shift;
@@ -111,9 +183,11 @@ static void add_to_ioend(struct writepage_ctx *wpc, struct folio *folio,
 	if (!ioend_can_add(wpc, pos, len, addr)) {
 		pthread_mutex_unlock(&folio->lock);
 		ioend_submit(wpc);
-		pthread_mutex_lock(&folio->lock);
+		ioends_reap(wpc, false);
 		ioend_start(wpc, pos, addr);
+		pthread_mutex_lock(&folio->lock);
 	}
+	ioend = wpc->ioend;
 	last = ioend->nr_segs ? &ioend->segs[ioend->nr_segs - 1] : NULL;
 	if (last && last->folio == folio && last->first + last->n == blk) {
 		last->n += n;
@@ -174,17 +248,19 @@ static int writepage_map(struct writepage_ctx *wpc, struct folio *folio)
 	return err;
 }
 
-int iomap_writepages(struct writepage_ctx *wpc, uint64_t start, uint64_t end)
+int iomap_writepages(struct writepage_ctx *wpc,
+		     const struct writeback_control *wbc)
 {
 	struct pagecache *pc = wpc->cache;
-	uint64_t last = (end >> pc->page_shift) +
-			((end & (((uint64_t)1 << pc->page_shift) - 1)) != 0);
+	uint64_t mask = ((uint64_t)1 << pc->page_shift) - 1;
+	uint64_t last = (wbc->range_end >> pc->page_shift) +
+			((wbc->range_end & mask) != 0);
 	size_t i, n;
 	int err;
 
 	wpc->error = 0;
-	n = pagecache_dirty_indices(pc, start >> pc->page_shift, last,
-				    wpc->indices);
+	n = pagecache_dirty_indices(pc, wbc->range_start >> pc->page_shift,
+				    last, wbc->dirtied_before, wpc->indices);
 	for (i = 0; i < n; i++) {
 		struct folio *folio;
 
@@ -198,5 +274,37 @@ int iomap_writepages(struct writepage_ctx *wpc, uint64_t start, uint64_t end)
 		folio_put(pc, folio);
 	}
 	ioend_submit(wpc);
+	while (wpc->nr_free < BACKING_QUEUE_DEPTH)
+		ioends_reap(wpc, true);
 	return wpc->error;
+}
+
+int writepage_ctx_init(struct writepage_ctx *wpc,
+		       const struct iomap_writeback_ops *ops,
+		       struct volume *vol, struct pagecache *cache,
+		       struct backing *backing)
+{
+	memset(wpc, 0, sizeof *wpc);
+	wpc->ops = ops;
+	wpc->vol = vol;
+	wpc->cache = cache;
+	wpc->backing = backing;
+	wpc->indices = calloc(cache->max_folios, sizeof(uint64_t));
+	if (!wpc->indices)
+		return -ENOMEM;
+	for (; wpc->nr_free < BACKING_QUEUE_DEPTH; wpc->nr_free++) {
+		wpc->free[wpc->nr_free] = malloc(sizeof(struct ioend));
+		if (!wpc->free[wpc->nr_free])
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+void writepage_ctx_destroy(struct writepage_ctx *wpc)
+{
+	assert(!wpc->ioend);
+	while (wpc->nr_free > 0)
+		free(wpc->free[--wpc->nr_free]);
+	free(wpc->indices);
+	wpc->indices = NULL;
 }

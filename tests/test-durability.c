@@ -199,16 +199,16 @@ static bool op_durable(const struct op *op)
 }
 
 /*
- * A trim with FUA makes only itself durable (NBD's FUA), not the writes
- * before it: volume_trim() commits its own transaction with sync and
- * does not flush.  Flush, and pwrite and zero with FUA (which flush), are
- * barriers: everything before them is durable.
+ * A request with FUA makes only itself durable (NBD's FUA), not the
+ * writes before it: volume_pwrite() and volume_zero() write back and
+ * commit their own range, volume_trim() commits its own unmap.  Only a
+ * flush is a barrier: everything before it is durable.
  */
 #define SELF_ONLY 0x80000000u
 
 static bool op_barrier(const struct op *op)
 {
-	return op->kind != OP_TRIM;
+	return op->kind == OP_FLUSH;
 }
 
 static bool op_covers(const struct op *op, uint64_t block)
@@ -316,8 +316,10 @@ struct crash_state {
 	struct ver *base;	/* each block's content before the round */
 	struct ver *cur;	/* the model at the last durable step */
 	bool *zeroed_later;	/* zeroed or trimmed after it */
-	bool *must_zero;	/* trimmed with FUA after it, then untouched */
-	uint32_t self_only[64];	/* the FUA trims reported after it */
+	/* Written, zeroed or trimmed with FUA after it, then untouched: */
+	bool *pinned;
+	struct ver *pinned_ver;	/* what such a block must hold */
+	uint32_t self_only[64];	/* the FUA requests reported after it */
 	unsigned int n_self_only;
 	volatile uint32_t *progress;
 	unsigned int rounds;
@@ -389,21 +391,24 @@ static void model_apply(struct ver *m, const struct op *op, uint32_t round,
 		m[i] = op->kind == OP_WRITE ? v : (struct ver){ 0, 0 };
 }
 
-/* Blocks of the FUA trim at @t that no later step (< @end) touches. */
-static void mark_must_zero(struct crash_state *s, uint32_t round,
-			   uint32_t t, uint32_t end)
+/* Pin the blocks of the FUA request at @t that no later step (< @end) touches. */
+static void mark_pinned(struct crash_state *s, uint32_t round, uint32_t t,
+			uint32_t end)
 {
-	struct op trim = op_at(s->seed, round, t), op;
+	struct op fua = op_at(s->seed, round, t), op;
 	uint64_t b;
 	uint32_t step;
 
-	for (b = trim.block; b < trim.block + trim.nblocks; b++)
-		s->must_zero[b] = true;
+	for (b = fua.block; b < fua.block + fua.nblocks; b++) {
+		s->pinned[b] = true;
+		s->pinned_ver[b] = fua.kind == OP_WRITE ? (struct ver){ round, t }
+							: (struct ver){ 0, 0 };
+	}
 	for (step = t + 1; step < end; step++) {
 		op = op_at(s->seed, round, step);
-		for (b = trim.block; b < trim.block + trim.nblocks; b++)
+		for (b = fua.block; b < fua.block + fua.nblocks; b++)
 			if (op_covers(&op, b))
-				s->must_zero[b] = false;
+				s->pinned[b] = false;
 	}
 }
 
@@ -428,9 +433,9 @@ static void model_build(struct crash_state *s, uint32_t round, long last,
 		for (i = op.block; i < op.block + op.nblocks; i++)
 			s->zeroed_later[i] = true;
 	}
-	memset(s->must_zero, 0, CRASH_BLOCKS * sizeof *s->must_zero);
+	memset(s->pinned, 0, CRASH_BLOCKS * sizeof *s->pinned);
 	for (i = 0; i < s->n_self_only; i++)
-		mark_must_zero(s, round, s->self_only[i], end);
+		mark_pinned(s, round, s->self_only[i], end);
 }
 
 static bool ver_eq(struct ver a, struct ver b)
@@ -444,8 +449,8 @@ static bool block_allowed(const struct crash_state *s, uint32_t round,
 {
 	struct op op;
 
-	if (s->must_zero[b])
-		return got.round == 0;
+	if (s->pinned[b])
+		return ver_eq(got, s->pinned_ver[b]);
 	if (ver_eq(got, s->cur[b]))
 		return true;
 	if (got.round == 0)
@@ -465,7 +470,7 @@ static void report_violation(const struct crash_state *s, uint32_t round,
 		"(round %u step %u)\n",
 		(unsigned long long)s->seed, round, last,
 		(unsigned long long)b, s->cur[b].round, s->cur[b].step,
-		s->must_zero[b] ? " -> zeros (FUA trim)"
+		s->pinned[b] ? " (pinned by FUA)"
 		: s->zeroed_later[b] ? " or zeros" : "",
 		bad ? "NOT A STAMP OF THIS BLOCK " : "", got.round, got.step);
 }
@@ -591,12 +596,14 @@ static bool crash_alloc(struct crash_state *s)
 	s->base = calloc(CRASH_BLOCKS, sizeof *s->base);
 	s->cur = calloc(CRASH_BLOCKS, sizeof *s->cur);
 	s->zeroed_later = calloc(CRASH_BLOCKS, sizeof *s->zeroed_later);
-	s->must_zero = calloc(CRASH_BLOCKS, sizeof *s->must_zero);
+	s->pinned = calloc(CRASH_BLOCKS, sizeof *s->pinned);
+	s->pinned_ver = calloc(CRASH_BLOCKS, sizeof *s->pinned_ver);
 	s->progress = mmap(NULL, sizeof *s->progress, PROT_READ | PROT_WRITE,
 			   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (s->progress == MAP_FAILED)
 		s->progress = NULL;
-	return s->base && s->cur && s->zeroed_later && s->must_zero &&
+	return s->base && s->cur && s->zeroed_later && s->pinned &&
+	       s->pinned_ver &&
 	       s->progress;
 }
 
@@ -606,7 +613,8 @@ static void crash_free(struct crash_state *s)
 	free(s->base);
 	free(s->cur);
 	free(s->zeroed_later);
-	free(s->must_zero);
+	free(s->pinned);
+	free(s->pinned_ver);
 	if (s->progress)
 		munmap((void *)s->progress, sizeof *s->progress);
 }

@@ -4,8 +4,13 @@
  * kernel's iomap writes to through a block device.  Offsets and lengths
  * are bytes within one AG file.
  *
- * The descriptors are opened once and never change, so any thread may do
- * I/O at once; @dirty (which AG files need an fdatasync) is atomic.
+ * Writeback writes through io_uring, with O_DIRECT where the filesystem
+ * takes it (straight from the page cache's folios, no copy), several
+ * writes in flight.  The ring has one user at a time: the caller of
+ * backing_submit_writev() and backing_reap() serializes them (the volume's
+ * meta_lock).  Reads, syncs and discards are synchronous system calls,
+ * and any thread may make them: the descriptors never change, and @dirty
+ * (which AG files need an fdatasync) is atomic.
  */
 #ifndef THINMAP_BACKING_H
 #define THINMAP_BACKING_H
@@ -15,6 +20,8 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include <liburing.h>
+
 /* Operations a test can make fail (backing_inject_fault). */
 enum backing_op {
 	BACKING_WRITE,
@@ -22,13 +29,38 @@ enum backing_op {
 	BACKING_NR_OPS,
 };
 
-/* Most buffers in one backing_writev() (Linux's IOV_MAX). */
+/* How the AG files are opened (volume.h's backing-io=). */
+enum backing_io {
+	BACKING_IO_AUTO,	/* O_DIRECT if the filesystem takes it */
+	BACKING_IO_DIRECT,	/* O_DIRECT or fail */
+	BACKING_IO_BUFFERED,
+};
+
+/* Most buffers in one write (Linux's IOV_MAX). */
 #define BACKING_IOV_MAX 1024
+/* Most writes in flight. */
+#define BACKING_QUEUE_DEPTH 16
+
+/* A write in flight (backing_submit_writev). */
+struct backing_write {
+	uint32_t ag;
+	uint64_t off;
+	const struct iovec *iov;	/* kept until the write completes */
+	int iovcnt;
+	int result;			/* 0, or -errno once completed */
+};
 
 struct backing {
 	uint32_t ag_count;
 	int *fds;		/* one per AG */
 	bool *dirty;		/* written since the last backing_sync() */
+	bool direct;		/* the fds are O_DIRECT */
+	bool have_ring;		/* else writes are synchronous */
+	struct io_uring ring;
+	unsigned int inflight;	/* submitted, not yet reaped */
+	/* Completed without the ring (no ring, or a fault), to be reaped. */
+	struct backing_write *done[BACKING_QUEUE_DEPTH];
+	unsigned int nr_done;
 	/* Test hook: calls of each op left before they fail (0: never). */
 	unsigned long fault_in[BACKING_NR_OPS];
 	int fault_err[BACKING_NR_OPS];
@@ -36,11 +68,16 @@ struct backing {
 
 /*
  * Open the @ag_count AG files of the volume in @dir, read-only or
- * read-write.  Returns 0, or a negative errno with a message naming the
+ * read-write, for blocks of @block_size bytes, by @mode: with
+ * BACKING_IO_AUTO, O_DIRECT when the filesystem takes direct I/O of
+ * @block_size alignment (statx STATX_DIOALIGN), else buffered; with
+ * BACKING_IO_DIRECT, -EINVAL (message set) when it does not.  A read-write
+ * open sets up an io_uring, or writes synchronously where io_uring is not
+ * available.  Returns 0, or a negative errno with a message naming the
  * file.
  */
 int backing_open(struct backing *b, const char *dir, uint32_t ag_count,
-		 bool rdonly);
+		 bool rdonly, uint32_t block_size, enum backing_io mode);
 void backing_close(struct backing *b);
 
 /*
@@ -52,11 +89,19 @@ int backing_read(struct backing *b, uint32_t ag, void *buf, size_t len,
 		 uint64_t off);
 
 /*
- * Write @iov (@iovcnt buffers, at most BACKING_IOV_MAX) at @off of AG @ag,
- * all of it; as above.
+ * Start the write @w (its buffers block-aligned, and with O_DIRECT in
+ * memory aligned to 4 KiB).  At most BACKING_QUEUE_DEPTH may be in flight:
+ * the caller reaps first.  A write that fails at once completes at once.
+ * @w and its iov stay untouched until backing_reap() returns it.
  */
-int backing_writev(struct backing *b, uint32_t ag, const struct iovec *iov,
-		   int iovcnt, uint64_t off);
+void backing_submit_writev(struct backing *b, struct backing_write *w);
+
+/*
+ * A completed write, all of it written (a short write is finished
+ * synchronously) or w->result < 0; waiting for one if @wait and any is in
+ * flight.  NULL if none is ready (or, with @wait, none is in flight).
+ */
+struct backing_write *backing_reap(struct backing *b, bool wait);
 
 /* fdatasync every AG file written since the last call.  0 or -errno. */
 int backing_sync(struct backing *b);

@@ -27,4 +27,14 @@ void tm_set_error(const char *fmt, ...)
  */
 const char *tm_get_error(void);
 
+/*
+ * Report @msg, an event nobody is waiting to hear of (a failed background
+ * writeback): through the function set by tm_set_log() (the plugin sends
+ * it to nbdkit_error), else to stderr.  Any thread.
+ */
+void tm_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Where tm_log() sends its messages; NULL: stderr.  Set it once, early. */
+void tm_set_log(void (*fn)(const char *msg));
+
 #endif

@@ -44,6 +44,7 @@ struct folio {
 	/* The cache's, under its lock: */
 	unsigned int refcount;
 	unsigned char list;		/* which list: FOLIO_LIST_* */
+	uint64_t dirtied_ms;		/* when it last became dirty */
 	struct folio *hnext;		/* hash chain */
 	struct folio *prev, *next;	/* on the LRU or the dirty list */
 };
@@ -65,28 +66,32 @@ struct pagecache {
 	struct folio_list dirty;	/* with dirty blocks */
 	struct folio_list free;		/* empty, out of the index */
 	uint64_t dirty_blocks;		/* atomic */
-	uint64_t dirty_limit;		/* blocks: writers write back above */
+	uint64_t dirty_limit;		/* blocks: writers wait above */
+	uint64_t background_limit;	/* blocks: writeback starts above */
 	uint64_t ra_next;		/* where a sequential read goes next */
 	/*
-	 * Write back dirty folios, for a writer over the dirty limit or a
-	 * folio_get() that found every folio dirty.  Called with no folio
-	 * lock held.  Returns 0 or a negative errno.
+	 * Write back dirty folios: for a writer over the dirty limit or a
+	 * folio_get() that found every folio dirty, and return when some
+	 * were (@wait); or, over the background limit, start writeback and
+	 * return at once (!@wait).  Called with no folio lock held.  Returns
+	 * 0 or a negative errno.
 	 */
-	int (*writeback)(void *owner);
+	int (*writeback)(void *owner, bool wait);
 	void *owner;
 };
 
 /*
  * Set up a cache of at most @cache_size bytes of folios of @page_size
  * bytes (a power of two, @block_size .. 256 blocks) holding blocks of
- * @block_size bytes, whose writers write back through @writeback(@owner)
- * when more than @dirty_limit bytes are dirty.  Returns 0, -EINVAL for
- * bad sizes (message set), or -ENOMEM.
+ * @block_size bytes.  Writers start writeback through
+ * @writeback(@owner, false) when more than @background_limit bytes are
+ * dirty, and wait for it, @writeback(@owner, true), above @dirty_limit.
+ * Returns 0, -EINVAL for bad sizes (message set), or -ENOMEM.
  */
 int pagecache_init(struct pagecache *pc, uint64_t cache_size,
 		   uint32_t page_size, uint32_t block_size,
-		   uint64_t dirty_limit, int (*writeback)(void *owner),
-		   void *owner);
+		   uint64_t dirty_limit, uint64_t background_limit,
+		   int (*writeback)(void *owner, bool wait), void *owner);
 
 /* Free every folio; none may be held. */
 void pagecache_destroy(struct pagecache *pc);
@@ -140,17 +145,26 @@ void folio_mark_dirty(struct pagecache *pc, struct folio *folio,
 void folio_invalidate(struct pagecache *pc, struct folio *folio,
 		      unsigned int first, unsigned int n);
 
-/*
- * Fill @out with the indices of the dirty folios in [@start, @end), in
- * ascending order, and return how many; @out has room for max_folios.
- * A snapshot: folios may be cleaned or dirtied afterwards.
- */
-size_t pagecache_dirty_indices(struct pagecache *pc, uint64_t start,
-			       uint64_t end, uint64_t *out);
+/* The time on the clock of dirtied_ms (CLOCK_MONOTONIC), milliseconds. */
+uint64_t pagecache_now_ms(void);
 
 /*
- * balance_dirty_pages(): if dirty data is over the limit, write back.
- * Returns 0 or writeback's error.  No folio lock may be held.
+ * Fill @out with the indices of the folios in [@start, @end) that became
+ * dirty before @dirtied_before (pagecache_now_ms() time; UINT64_MAX: all
+ * dirty folios), in ascending order, and return how many; @out has room
+ * for max_folios.  A snapshot: folios may be cleaned or dirtied
+ * afterwards.  The dirty list is in the order folios became dirty, so
+ * this stops at the first one too young (the kernel's b_io/b_more_io
+ * expiry by dirtied_when).
+ */
+size_t pagecache_dirty_indices(struct pagecache *pc, uint64_t start,
+			       uint64_t end, uint64_t dirtied_before,
+			       uint64_t *out);
+
+/*
+ * balance_dirty_pages(): over the dirty limit, write back and wait; over
+ * the background limit, start writeback.  Returns 0 or writeback's error.
+ * No folio lock may be held.
  */
 int pagecache_balance_dirty(struct pagecache *pc);
 

@@ -11,9 +11,12 @@
  * is the same, up to IOEND_MAX_BYTES.
  *
  * Blocks in an ioend are under writeback (pagecache.h): writers wait for
- * it to end before they change them.  Today an ioend is written
- * synchronously as soon as it is complete.  One writeback runs at a time:
- * the caller serializes iomap_writepages() calls.
+ * it to end before they change them.  Up to BACKING_QUEUE_DEPTH ioends
+ * are in flight at once; completed ones are sorted and merged
+ * (iomap_sort_ioends, iomap_ioend_try_merge) before the volume hears of
+ * them, so that it records one mapping for many ioends.  One writeback
+ * runs at a time, and it has the backing files' ring to itself: the
+ * caller serializes iomap_writepages() calls.
  */
 #ifndef THINMAP_WRITEBACK_H
 #define THINMAP_WRITEBACK_H
@@ -33,6 +36,7 @@ struct ioend_seg {
 };
 
 struct ioend {
+	struct backing_write write;	/* its I/O: as the kernel's io_bio */
 	uint64_t offset;		/* logical start, bytes */
 	uint64_t size;			/* bytes */
 	uint32_t ag;
@@ -41,6 +45,14 @@ struct ioend {
 	int error;			/* of the write: 0 or -errno */
 	int nr_segs;
 	struct ioend_seg segs[BACKING_IOV_MAX];
+	struct iovec iov[BACKING_IOV_MAX];
+};
+
+/* Which dirty folios a writeback pass takes (the kernel's wbc). */
+struct writeback_control {
+	uint64_t range_start, range_end;	/* bytes */
+	uint64_t dirtied_before;	/* pagecache_now_ms() time; UINT64_MAX:
+					   however recently dirtied */
 };
 
 struct writepage_ctx;
@@ -56,7 +68,8 @@ struct iomap_writeback_ops {
 	/*
 	 * @ioend was written (ioend->error 0) or failed; its blocks are
 	 * still under writeback.  On failure they are dirtied again after
-	 * this returns.
+	 * this returns.  Completed ioends that continue each other, and did
+	 * not fail, come merged: @ioend's offset and size cover them all.
 	 */
 	void (*end_io)(struct writepage_ctx *wpc, struct ioend *ioend);
 };
@@ -68,17 +81,29 @@ struct writepage_ctx {
 	struct backing *backing;
 	struct iomap iomap;		/* the last mapping from map_blocks */
 	uint64_t seq;			/* the volume's, for iomap */
-	struct ioend ioend;		/* the one being built */
+	struct ioend *ioend;		/* the one being built, or NULL */
+	struct ioend *free[BACKING_QUEUE_DEPTH];	/* idle ioends */
+	int nr_free;
 	uint64_t *indices;		/* room for cache->max_folios */
 	int error;			/* the first error of this pass */
 };
 
 /*
- * Write back the dirty folios of [@start, @end) (bytes).  Returns 0, or
- * the first error of a write or of map_blocks (the blocks concerned stay
- * dirty).  The caller holds no folio lock.
+ * Set up @wpc, with ops and volume, for @cache and @backing.  Returns 0
+ * or -ENOMEM.
  */
-int iomap_writepages(struct writepage_ctx *wpc, uint64_t start,
-		     uint64_t end);
+int writepage_ctx_init(struct writepage_ctx *wpc,
+		       const struct iomap_writeback_ops *ops,
+		       struct volume *vol, struct pagecache *cache,
+		       struct backing *backing);
+void writepage_ctx_destroy(struct writepage_ctx *wpc);
+
+/*
+ * Write back the dirty folios that @wbc selects, and wait for every write
+ * to complete.  Returns 0, or the first error of a write or of map_blocks
+ * (the blocks concerned stay dirty).  The caller holds no folio lock.
+ */
+int iomap_writepages(struct writepage_ctx *wpc,
+		     const struct writeback_control *wbc);
 
 #endif
