@@ -58,6 +58,7 @@ struct volume {
 	/* Blocks the pending unmaps free: free only after a durable commit. */
 	struct extent_vec busy;
 	int wb_error;		/* first writeback error since the last flush */
+	uint64_t passes;	/* writeback passes run (atomic) */
 	/* Writeback requests and the daemon (volume-writeback.c): */
 	pthread_mutex_t wb_lock;
 	pthread_cond_t wb_cond;	/* a pass ended */

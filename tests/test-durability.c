@@ -282,6 +282,8 @@ static void __attribute__((noreturn)) child_run(const struct child_ctx *c)
 	struct op op;
 
 	err = volume_open(c->dir, 0, &params, &vol);
+	if (!err && c->round % 2)	/* odd rounds: with the daemon */
+		err = volume_start_writeback(vol);
 	if (err) {
 		call_failed("child volume_open", err);
 		_exit(2);

@@ -71,9 +71,10 @@ static bool holds(struct volume *vol, const unsigned char *want)
 /*
  * Write, fail the flush with @err on a write (@sync false) or a sync,
  * check the data is still there and dirty, clear the fault, flush, and
- * check the data survives a reopen.
+ * check the data survives a reopen; passes run by the writeback daemon
+ * if @daemon, else by the flushing thread.
  */
-static void fault_then_recover(bool sync, int err)
+static void fault_then_recover(bool sync, int err, bool daemon)
 {
 	struct scratch s;
 	struct volume *vol = scratch_open(&s);
@@ -81,6 +82,8 @@ static void fault_then_recover(bool sync, int err)
 	struct volume_stat st;
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(vol);
+	if (daemon)
+		CU_ASSERT_EQUAL(volume_start_writeback(vol), 0);
 	CU_ASSERT_EQUAL(volume_pwrite(vol, data, LEN, OFFSET, 0), 0);
 	volume_inject_fault(vol, sync, 1, err);
 	CU_ASSERT_EQUAL(volume_flush(vol), -err);
@@ -102,17 +105,27 @@ static void fault_then_recover(bool sync, int err)
 
 static void test_write_eio(void)
 {
-	fault_then_recover(false, EIO);
+	fault_then_recover(false, EIO, false);
 }
 
 static void test_write_enospc(void)
 {
-	fault_then_recover(false, ENOSPC);
+	fault_then_recover(false, ENOSPC, false);
 }
 
 static void test_sync_eio(void)
 {
-	fault_then_recover(true, EIO);
+	fault_then_recover(true, EIO, false);
+}
+
+static void test_daemon_write_eio(void)
+{
+	fault_then_recover(false, EIO, true);
+}
+
+static void test_daemon_sync_eio(void)
+{
+	fault_then_recover(true, EIO, true);
 }
 
 /* The Nth write fails, not the ones before it. */
@@ -138,6 +151,8 @@ int main(void)
 		{ "write fails with EIO", test_write_eio },
 		{ "write fails with ENOSPC", test_write_enospc },
 		{ "sync fails with EIO", test_sync_eio },
+		{ "write fails with EIO (daemon)", test_daemon_write_eio },
+		{ "sync fails with EIO (daemon)", test_daemon_sync_eio },
 		{ "only from the Nth write", test_nth_write },
 		{ NULL, NULL },
 	};

@@ -91,7 +91,7 @@ int volume_close(struct volume *vol);
 
 const struct thinmap_sb *volume_sb(const struct volume *vol);
 
-/* Space and extent counts, in bytes and extents. */
+/* Space and extent counts, in bytes and extents, and writeback state. */
 struct volume_stat {
 	uint64_t size;		/* virtual size */
 	uint64_t capacity;	/* ag_count * AG size */
@@ -103,6 +103,8 @@ struct volume_stat {
 	uint64_t free_extents;	/* free-space extents over all AGs */
 	uint64_t cache_bytes;	/* memory of the page cache's folios */
 	uint64_t dirty_bytes;	/* dirty blocks in the page cache */
+	uint64_t writeback_passes;	/* passes run since open */
+	bool direct_io;		/* the AG files are written with O_DIRECT */
 };
 
 /* Fill @st.  Takes the map lock shared. */

@@ -1,0 +1,363 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The writeback daemon and the backing I/O settings: dirty data reaches
+ * the AG files within dirty-expire + writeback-interval without a flush,
+ * and as soon as it passes dirty-background-bytes; concurrent flushes
+ * share passes; every backing-io mode keeps the data; discard=punch gives
+ * trimmed space back to the filesystem and discard=ignore does not.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "thinmap/create.h"
+#include "thinmap/error.h"
+#include "thinmap/volume.h"
+#include "model.h"
+
+#define MiB (1u << 20)
+#define SIZE (64 * MiB)
+
+struct scratch {
+	char tmpl[64];
+	char dir[80];
+};
+
+static int scratch_create(struct scratch *s)
+{
+	struct create_opts opts = { .size = SIZE, .ag_count = 1 };
+	struct thinmap_sb sb;
+
+	strcpy(s->tmpl, "/tmp/thinmap-test-writeback.XXXXXX");
+	if (!mkdtemp(s->tmpl))
+		return -errno;
+	snprintf(s->dir, sizeof s->dir, "%s/vol", s->tmpl);
+	if (create_plan(&opts, &sb) || create_volume(s->dir, &sb)) {
+		fprintf(stderr, "scratch volume: %s\n", tm_get_error());
+		return -EIO;
+	}
+	return 0;
+}
+
+static void scratch_remove(struct scratch *s)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->tmpl);
+	CU_ASSERT_EQUAL(system(cmd), 0);
+}
+
+static struct volume *scratch_open(struct scratch *s,
+				   const struct volume_params *params)
+{
+	struct volume *vol = NULL;
+
+	if (scratch_create(s) || volume_open(s->dir, 0, params, &vol))
+		fprintf(stderr, "open: %s\n", tm_get_error());
+	return vol;
+}
+
+static unsigned char *pattern(size_t len, unsigned char seed)
+{
+	unsigned char *p = malloc(len);
+	size_t i;
+
+	for (i = 0; p && i < len; i++)
+		p[i] = (unsigned char)(i * 7 + seed + i / 4096);
+	return p;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Seconds until @vol has no dirty data, polling; -1 after @limit s. */
+static double wait_clean(struct volume *vol, double limit)
+{
+	double start = now_s();
+	struct volume_stat st;
+
+	for (;;) {
+		volume_stat(vol, &st);
+		if (st.dirty_bytes == 0)
+			return now_s() - start;
+		if (now_s() - start > limit)
+			return -1;
+		usleep(10000);
+	}
+}
+
+/* Does the AG file hold @want at the physical place of volume byte 0? */
+static int first_extent(void *arg, const struct extent *ext)
+{
+	*(struct extent *)arg = *ext;
+	return 1;
+}
+
+static bool ag_file_holds(struct volume *vol, const char *dir,
+			  const unsigned char *want, size_t len)
+{
+	struct extent ext = { .state = EXT_HOLE };
+	unsigned char *got = malloc(len);
+	char *path = ag_file_path(dir, 0);
+	int fd = path ? open(path, O_RDONLY) : -1;
+	bool same;
+
+	volume_map(vol, first_extent, &ext);
+	same = got && fd >= 0 && ext.state == EXT_MAPPED && ext.lblk == 0 &&
+	       pread(fd, got, len, (off_t)(PBLK_AGBNO(ext.pblk) * 4096)) ==
+		       (ssize_t)len &&
+	       memcmp(got, want, len) == 0;
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	free(got);
+	return same;
+}
+
+/*
+ * Data dirtied and left alone reaches the AG file after dirty-expire and
+ * before dirty-expire + writeback-interval (with slack for a busy
+ * machine), and its mapping is committed: a read-only open sees it.
+ */
+static void test_expire(void)
+{
+	struct volume_params p = { .dirty_expire_ms = 300,
+				   .writeback_interval_ms = 100 };
+	struct scratch s;
+	struct volume *vol = scratch_open(&s, &p), *ro;
+	unsigned char *data = pattern(MiB, 1);
+	struct volume_stat st;
+	double t;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(vol);
+	CU_ASSERT_EQUAL_FATAL(volume_start_writeback(vol), 0);
+	CU_ASSERT_EQUAL(volume_start_writeback(vol), -EINVAL);
+	CU_ASSERT_EQUAL(volume_pwrite(vol, data, MiB, 0, 0), 0);
+	t = wait_clean(vol, 10);
+	fprintf(stderr, "expired data written back after %.3f s\n", t);
+	CU_ASSERT(t >= 0.25);
+	CU_ASSERT(t >= 0 && t <= 0.4 + 1.0);
+	CU_ASSERT(ag_file_holds(vol, s.dir, data, MiB));
+	CU_ASSERT_EQUAL_FATAL(volume_open(s.dir, VOLUME_RDONLY, NULL, &ro), 0);
+	volume_stat(ro, &st);
+	CU_ASSERT_EQUAL(st.mapped, MiB);
+	CU_ASSERT_EQUAL(volume_close(ro), 0);
+	CU_ASSERT_EQUAL(volume_close(vol), 0);
+	free(data);
+	scratch_remove(&s);
+}
+
+/* Past dirty-background-bytes the daemon writes back at once. */
+static void test_background(void)
+{
+	struct volume_params p = { .dirty_background_bytes = MiB,
+				   .dirty_expire_ms = 3600000,
+				   .writeback_interval_ms = 3600000 };
+	struct scratch s;
+	struct volume *vol = scratch_open(&s, &p);
+	unsigned char *data = pattern(4 * MiB, 2);
+	double t;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(vol);
+	CU_ASSERT_EQUAL_FATAL(volume_start_writeback(vol), 0);
+	CU_ASSERT_EQUAL(volume_pwrite(vol, data, 4 * MiB, 0, 0), 0);
+	t = wait_clean(vol, 10);
+	fprintf(stderr, "background writeback done after %.3f s\n", t);
+	CU_ASSERT(t >= 0 && t <= 5);
+	CU_ASSERT(ag_file_holds(vol, s.dir, data, 4 * MiB));
+	CU_ASSERT_EQUAL(volume_close(vol), 0);
+	free(data);
+	scratch_remove(&s);
+}
+
+#define FLUSHERS 8
+
+static void *flusher(void *arg)
+{
+	return (void *)(intptr_t)volume_flush(arg);
+}
+
+/*
+ * Flushes that arrive while a pass runs share the next one: 8 flushes
+ * behind a long pass take 2 passes, not 9.  Run with and without the
+ * daemon.
+ */
+static void shared_flushes(bool daemon)
+{
+	struct volume_params p = { .cache_size = 256 * MiB,
+				   .dirty_expire_ms = 3600000,
+				   .writeback_interval_ms = 3600000 };
+	struct scratch s;
+	struct volume *vol = scratch_open(&s, &p);
+	unsigned char *data = pattern(48 * MiB, 3);
+	pthread_t threads[FLUSHERS];
+	struct volume_stat before, after;
+	int i;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(vol);
+	if (daemon)
+		CU_ASSERT_EQUAL_FATAL(volume_start_writeback(vol), 0);
+	CU_ASSERT_EQUAL(volume_pwrite(vol, data, 48 * MiB, 0, 0), 0);
+	volume_stat(vol, &before);
+	for (i = 0; i < FLUSHERS; i++)
+		CU_ASSERT_EQUAL_FATAL(pthread_create(&threads[i], NULL,
+						     flusher, vol), 0);
+	for (i = 0; i < FLUSHERS; i++) {
+		void *ret;
+
+		pthread_join(threads[i], &ret);
+		CU_ASSERT_PTR_NULL(ret);
+	}
+	volume_stat(vol, &after);
+	fprintf(stderr, "%d flushes (%s): %llu passes\n", FLUSHERS,
+		daemon ? "daemon" : "inline",
+		(unsigned long long)(after.writeback_passes -
+				     before.writeback_passes));
+	CU_ASSERT(after.writeback_passes - before.writeback_passes <= 3);
+	CU_ASSERT_EQUAL(after.dirty_bytes, 0);
+	CU_ASSERT_EQUAL(volume_close(vol), 0);
+	free(data);
+	scratch_remove(&s);
+}
+
+static void test_shared_flushes_daemon(void)
+{
+	shared_flushes(true);
+}
+
+static void test_shared_flushes_inline(void)
+{
+	shared_flushes(false);
+}
+
+/* Every backing-io mode keeps the data across a reopen. */
+static void test_backing_modes(void)
+{
+	static const enum volume_backing_io modes[] = {
+		VOLUME_IO_AUTO, VOLUME_IO_DIRECT, VOLUME_IO_BUFFERED,
+	};
+	unsigned char *data = pattern(3 * MiB, 4), *got = malloc(3 * MiB);
+	bool direct_ok = true;
+	size_t i;
+
+	for (i = 0; i < 3; i++) {
+		struct volume_params p = { .backing_io = modes[i] };
+		struct volume_stat st;
+		struct volume *vol;
+		struct scratch s;
+		int err;
+
+		CU_ASSERT_EQUAL_FATAL(scratch_create(&s), 0);
+		err = volume_open(s.dir, 0, &p, &vol);
+		if (modes[i] == VOLUME_IO_DIRECT && err == -EINVAL) {
+			direct_ok = false;	/* the filesystem refuses it */
+			scratch_remove(&s);
+			continue;
+		}
+		CU_ASSERT_EQUAL_FATAL(err, 0);
+		volume_stat(vol, &st);
+		CU_ASSERT_EQUAL(st.direct_io, modes[i] != VOLUME_IO_BUFFERED &&
+						      direct_ok);
+		CU_ASSERT_EQUAL(volume_start_writeback(vol), 0);
+		CU_ASSERT_EQUAL(volume_pwrite(vol, data, 3 * MiB, 4096 + 17,
+					      0), 0);
+		CU_ASSERT_EQUAL(volume_close(vol), 0);
+		CU_ASSERT_EQUAL_FATAL(volume_open(s.dir, 0, &p, &vol), 0);
+		CU_ASSERT_EQUAL(volume_pread(vol, got, 3 * MiB, 4096 + 17), 0);
+		CU_ASSERT(memcmp(got, data, 3 * MiB) == 0);
+		CU_ASSERT_EQUAL(volume_close(vol), 0);
+		scratch_remove(&s);
+	}
+	free(data);
+	free(got);
+}
+
+/* Bytes the AG file takes on disk. */
+static uint64_t ag_allocated(const char *dir)
+{
+	char *path = ag_file_path(dir, 0);
+	struct stat st;
+	int err = path ? stat(path, &st) : -1;
+
+	free(path);
+	return err ? 0 : (uint64_t)st.st_blocks * 512;
+}
+
+static void trim_space(enum volume_discard discard)
+{
+	struct volume_params p = { .discard = discard };
+	struct scratch s;
+	struct volume *vol = scratch_open(&s, &p);
+	unsigned char *data = pattern(8 * MiB, 5);
+	uint64_t written, trimmed;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(vol);
+	CU_ASSERT_EQUAL(volume_pwrite(vol, data, 8 * MiB, 0, 0), 0);
+	CU_ASSERT_EQUAL(volume_flush(vol), 0);
+	written = ag_allocated(s.dir);
+	CU_ASSERT_EQUAL(volume_trim(vol, 8 * MiB, 0, 0), 0);
+	CU_ASSERT_EQUAL(volume_flush(vol), 0);
+	trimmed = ag_allocated(s.dir);
+	CU_ASSERT(written >= 8 * MiB);
+	CU_ASSERT(discard == VOLUME_DISCARD_PUNCH ? trimmed < MiB
+						  : trimmed == written);
+	CU_ASSERT_EQUAL(volume_close(vol), 0);
+	free(data);
+	scratch_remove(&s);
+}
+
+static void test_discard_punch(void)
+{
+	trim_space(VOLUME_DISCARD_PUNCH);
+}
+
+static void test_discard_ignore(void)
+{
+	trim_space(VOLUME_DISCARD_IGNORE);
+}
+
+/* Bad tunables are refused with a message naming them. */
+static void test_bad_params(void)
+{
+	struct volume_params p = { .cache_size = 8 * MiB,
+				   .dirty_bytes = 16 * MiB };
+	struct scratch s;
+	struct volume *vol = NULL;
+
+	CU_ASSERT_EQUAL_FATAL(scratch_create(&s), 0);
+	CU_ASSERT_EQUAL(volume_open(s.dir, 0, &p, &vol), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(tm_get_error(), "dirty-bytes"));
+	p.dirty_bytes = 2 * MiB;
+	p.dirty_background_bytes = 3 * MiB;
+	CU_ASSERT_EQUAL(volume_open(s.dir, 0, &p, &vol), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(tm_get_error(),
+				      "dirty-background-bytes"));
+	scratch_remove(&s);
+}
+
+int main(void)
+{
+	static const struct unit_test tests[] = {
+		{ "dirty data expires", test_expire },
+		{ "background limit", test_background },
+		{ "flushes share passes (daemon)", test_shared_flushes_daemon },
+		{ "flushes share passes (inline)", test_shared_flushes_inline },
+		{ "backing-io modes", test_backing_modes },
+		{ "discard=punch", test_discard_punch },
+		{ "discard=ignore", test_discard_ignore },
+		{ "bad parameters", test_bad_params },
+		{ NULL, NULL },
+	};
+
+	return unit_run("writeback", tests);
+}
