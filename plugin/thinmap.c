@@ -98,13 +98,12 @@ static const struct param params[] = {
 	{ "cache-size", P_SIZE, &cfg.params.cache_size, INT64_MAX },
 	{ "page-size", P_SIZE32, &cfg.params.page_size, UINT32_MAX },
 	{ "dirty-bytes", P_SIZE, &cfg.params.dirty_bytes, INT64_MAX },
-	{ "dirty-background-bytes", P_SIZE,
-	  &cfg.params.dirty_background_bytes, INT64_MAX },
+	{ "dirty-background-bytes", P_SIZE, &cfg.params.dirty_background_bytes,
+	  INT64_MAX },
 	{ "dirty-ratio", P_PERCENT, &cfg.dirty_ratio, 100 },
 	{ "dirty-background-ratio", P_PERCENT, &cfg.dirty_background_ratio,
 	  100 },
-	{ "dirty-expire", P_SECONDS, &cfg.params.dirty_expire_ms,
-	  UINT32_MAX },
+	{ "dirty-expire", P_SECONDS, &cfg.params.dirty_expire_ms, UINT32_MAX },
 	{ "writeback-interval", P_SECONDS, &cfg.params.writeback_interval_ms,
 	  UINT32_MAX },
 	{ "backing-io", P_BACKING_IO, &cfg.params.backing_io, 0 },
@@ -181,8 +180,7 @@ static int parse_name(const char *str, const char *const *names)
 }
 
 /* Parse @value of the numeric parameter @p into *@n, which is not 0. */
-static int parse_number(const struct param *p, const char *value,
-			uint64_t *n)
+static int parse_number(const struct param *p, const char *value, uint64_t *n)
 {
 	int err;
 
@@ -266,8 +264,7 @@ static int thinmap_config(const char *key, const char *value)
 	for (i = 0; i < sizeof params / sizeof params[0]; i++)
 		if (strcmp(key, params[i].key) == 0)
 			return param_set(&params[i], value);
-	config_error("%s: unknown parameter (see nbdkit thinmap --help)",
-		     key);
+	config_error("%s: unknown parameter (see nbdkit thinmap --help)", key);
 	return -1;
 }
 
@@ -416,8 +413,9 @@ static int create_and_open(unsigned int flags)
 	err = create_plan(&cfg.geometry, &sb);
 	if (!err)
 		err = create_volume(cfg.dir, &sb);
-	if (err == -EEXIST)	/* not empty: why it is no volume matters */
-		tm_set_error("%s", why_not_open);
+	if (err == -EEXIST)	/* why it holds no volume matters more */
+		tm_set_error("%s (create=true: %s is not empty, so no volume "
+			     "is created there)", why_not_open, cfg.dir);
 	if (!err) {
 		nbdkit_debug("created a volume in %s", cfg.dir);
 		err = volume_open(cfg.dir, flags, &cfg.params, &vol);
