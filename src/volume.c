@@ -5,6 +5,7 @@
  * derives free space from them, and sets up the page cache and the
  * backing files; closing writes everything back.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -12,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "thinmap/error.h"
@@ -63,9 +66,69 @@ static int volume_load(struct volume *vol)
 	return err;
 }
 
+/* Does the fdinfo file @name in @dir show a flock of the inode @st? */
+static bool fdinfo_locks(DIR *dir, const char *name, const struct stat *st)
+{
+	int fd = openat(dirfd(dir), name, O_RDONLY | O_CLOEXEC);
+	FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+	unsigned int maj, min;
+	unsigned long ino;
+	char line[160];
+	bool locks = false;
+
+	while (f && !locks && fgets(line, sizeof line, f))
+		locks = sscanf(line, "lock: %*s FLOCK %*s WRITE %*d %x:%x:%lu",
+			       &maj, &min, &ino) == 3 &&
+			ino == st->st_ino && makedev(maj, min) == st->st_dev;
+	if (f)
+		fclose(f);
+	else if (fd >= 0)
+		close(fd);
+	return locks;
+}
+
+/*
+ * Name the process that holds the lock on the directory @st in @buf
+ * (" (pid 123, nbdkit)"), or leave @buf "".  Not from /proc/locks: its
+ * pid is the process that took the lock, gone if that forked and exited
+ * (as nbdkit does when it becomes a daemon); the holder is the process
+ * whose descriptor of the directory shows the lock in its fdinfo.
+ */
+static void lock_holder(const struct stat *st, char *buf, size_t len)
+{
+	DIR *proc = opendir("/proc"), *fds;
+	struct dirent *p = NULL, *e = NULL;
+	char path[64], comm[64] = "";
+	bool found = false;
+	FILE *f;
+
+	while (proc && !found && (p = readdir(proc))) {
+		if (atoi(p->d_name) <= 0 || atoi(p->d_name) == getpid())
+			continue;
+		snprintf(path, sizeof path, "/proc/%.16s/fdinfo", p->d_name);
+		fds = opendir(path);
+		while (fds && !found && (e = readdir(fds)))
+			found = fdinfo_locks(fds, e->d_name, st);
+		if (fds)
+			closedir(fds);
+	}
+	snprintf(path, sizeof path, "/proc/%.16s/comm", p ? p->d_name : "");
+	f = found ? fopen(path, "re") : NULL;
+	if (f && fgets(comm, sizeof comm, f))
+		snprintf(buf, len, " (pid %.16s, %.*s)", p->d_name,
+			 (int)strcspn(comm, "\n"), comm);
+	if (f)
+		fclose(f);
+	if (proc)
+		closedir(proc);
+}
+
 /* Open the directory, and lock it for a read-write open. */
 static int open_dir(struct volume *vol)
 {
+	char holder[128] = "";
+	struct stat st;
+
 	vol->dirfd = open(vol->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (vol->dirfd < 0) {
 		tm_set_error("%s: %s", vol->dir, strerror(errno));
@@ -76,9 +139,12 @@ static int open_dir(struct volume *vol)
 	if (flock(vol->dirfd, LOCK_EX | LOCK_NB) != 0) {
 		int err = errno == EWOULDBLOCK ? EBUSY : errno;
 
-		tm_set_error("%s: %s", vol->dir,
+		if (err == EBUSY && fstat(vol->dirfd, &st) == 0)
+			lock_holder(&st, holder, sizeof holder);
+		tm_set_error("%s: %s%s", vol->dir,
 			     err == EBUSY ? "the volume is in use by another "
-					    "process" : strerror(err));
+					    "process" : strerror(err),
+			     err == EBUSY ? holder : "");
 		return -err;
 	}
 	return 0;
