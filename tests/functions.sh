@@ -245,7 +245,7 @@ _wait_nbdkit()
 	done
 	_nbdkit_gone "$pid" || return 1
 	_nbdkit_status=0
-	wait "$pid" || _nbdkit_status=$?
+	wait "$pid" 2>/dev/null || _nbdkit_status=$?
 	_nbdkit_pid[$1]=
 }
 
@@ -286,5 +286,7 @@ crash_nbdkit()
 	[ -n "$pid" ] || fail "nbdkit $name is not running"
 	echo "+ kill -9 nbdkit $name (pid $pid)"
 	kill -KILL "$pid"
-	_wait_nbdkit "$name" 30 || fail "nbdkit $name survived SIGKILL for 30s"
+	# (bash would report the job as "Killed")
+	_wait_nbdkit "$name" 30 2>/dev/null ||
+		fail "nbdkit $name survived SIGKILL for 30s"
 }
