@@ -132,7 +132,9 @@ expect_json()
 #   $THINMAP_LD_PRELOAD  preloaded into nbdkit (and only nbdkit), e.g.
 #                     libasan when the plugin is built with sanitizers;
 #                     leak detection is then off in nbdkit, which never
-#                     unloads its plugins cleanly enough for it.
+#                     unloads its plugins cleanly enough for it.  If it
+#                     is unset, $THINMAP_NBDKIT_PRELOAD is used (the name
+#                     Makefile.am gives it for the libnbd tests).
 #   requires_plugin   skip unless nbdkit and the plugin are there
 #   start_thinmap [NBDKIT-OPTION..] NAME DIR [KEY=VALUE..]
 #                     serve the volume DIR (dir=DIR KEY=VALUE..) on the
@@ -205,8 +207,9 @@ start_thinmap()
 		[ -e "$dir/disk.img" ] || truncate -s "${size:-64M}" "$dir/disk.img"
 		cmd+=(file "$dir/disk.img")
 	fi
-	if [ -n "${THINMAP_LD_PRELOAD:-}" ]; then
-		cmd=(env LD_PRELOAD="$THINMAP_LD_PRELOAD"
+	local preload=${THINMAP_LD_PRELOAD:-${THINMAP_NBDKIT_PRELOAD:-}}
+	if [ -n "$preload" ]; then
+		cmd=(env LD_PRELOAD="$preload${LD_PRELOAD:+:$LD_PRELOAD}"
 			ASAN_OPTIONS="detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 			"${cmd[@]}")
 	fi
