@@ -445,12 +445,19 @@ static int check_geometry(void)
 	return 0;
 }
 
+/* The library's reports of failures nobody waits for (tm_log). */
+static void log_error(const char *msg)
+{
+	nbdkit_error("thinmap: %s", msg);
+}
+
 /* .get_ready: open the volume (creating it first if asked to). */
 static int thinmap_get_ready(void)
 {
 	unsigned int flags = cfg.readonly ? VOLUME_RDONLY : 0;
 	int err;
 
+	tm_set_log(log_error);
 	err = volume_open(cfg.dir, flags, &cfg.params, &vol);
 	if (err == -ENOENT && cfg.create)
 		err = create_and_open(flags);

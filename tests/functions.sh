@@ -117,3 +117,179 @@ expect_json()
 	[ "$got" = "$3" ] || fail "$(basename "$1"): $2 is $got, expected $3"
 	echo "  ok: $2 = $3"
 }
+
+# ---------------------------------------------------------------------
+# A real nbdkit serving a thinmap volume, for the tests that drive
+# clients (qemu-img, qemu-io, nbdfuse, ...) against it.
+#
+#   $THINMAP_PLUGIN   the plugin module (make check sets it; else the
+#                     build tree's plugin/.libs/nbdkit-thinmap-plugin.so).
+#                     THINMAP_PLUGIN=file runs the same script against
+#                     nbdkit's file plugin on DIR/disk.img instead, a
+#                     reference server that tells a test's own mistakes
+#                     from the plugin's; checks of the volume itself are
+#                     then skipped (see thinmap_served).
+#   $THINMAP_LD_PRELOAD  preloaded into nbdkit (and only nbdkit), e.g.
+#                     libasan when the plugin is built with sanitizers;
+#                     leak detection is then off in nbdkit, which never
+#                     unloads its plugins cleanly enough for it.  If it
+#                     is unset, $THINMAP_NBDKIT_PRELOAD is used (the name
+#                     Makefile.am gives it for the libnbd tests).
+#   requires_plugin   skip unless nbdkit and the plugin are there
+#   start_thinmap [NBDKIT-OPTION..] NAME DIR [KEY=VALUE..]
+#                     serve the volume DIR (dir=DIR KEY=VALUE..) on the
+#                     Unix socket $tmpdir/NAME.sock, in the foreground
+#                     (-f) as a child of the script, with -P
+#                     $tmpdir/NAME.pid; returns once it is listening.
+#                     Its stderr goes to $tmpdir/NAME.log.  The first
+#                     start of NAME registers stop_nbdkit NAME to run
+#                     at exit.
+#   nbd_uri NAME      prints the NBD URI of server NAME
+#   stop_nbdkit NAME  SIGTERM, wait (bounded) until it is gone; fail
+#                     unless it exited 0 with no sanitizer report.
+#                     Does nothing if NAME is not running.
+#   crash_nbdkit NAME SIGKILL, and wait until it is gone.
+#   thinmap_served    true unless THINMAP_PLUGIN=file
+# ---------------------------------------------------------------------
+: "${THINMAP_PLUGIN:=$top_builddir/plugin/.libs/nbdkit-thinmap-plugin.so}"
+export THINMAP_PLUGIN
+
+declare -A _nbdkit_pid=() _nbdkit_registered=()
+
+thinmap_served()
+{
+	[ "$THINMAP_PLUGIN" != file ]
+}
+
+requires_plugin()
+{
+	requires nbdkit
+	if thinmap_served && [ ! -f "$THINMAP_PLUGIN" ]; then
+		echo "$0: test skipped because the plugin $THINMAP_PLUGIN is not built"
+		exit 77
+	fi
+}
+
+nbd_uri()
+{
+	echo "nbd+unix:///?socket=$tmpdir/$1.sock"
+}
+
+# _nbdkit_gone PID: true once PID has exited (a zombie counts as gone).
+_nbdkit_gone()
+{
+	local state
+	state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 0
+	[ -z "$state" ] || [ "$state" = Z ]
+}
+
+start_thinmap()
+{
+	local opts=() name dir i pid size='' kv
+	while [ $# -gt 0 ] && [ "${1#-}" != "$1" ]; do
+		opts+=("$1")
+		shift
+	done
+	name=$1 dir=$2
+	shift 2
+	[ -z "${_nbdkit_pid[$name]:-}" ] || fail "nbdkit $name is already running"
+	rm -f "$tmpdir/$name.pid" "$tmpdir/$name.sock"
+	local cmd=(nbdkit -f --exit-with-parent -U "$tmpdir/$name.sock"
+		-P "$tmpdir/$name.pid" "${opts[@]}")
+	if thinmap_served; then
+		cmd+=("$THINMAP_PLUGIN" dir="$dir" "$@")
+	else
+		# The reference server: a file of the size asked for.
+		for kv in "$@"; do
+			case $kv in size=*) size=${kv#size=} ;; esac
+		done
+		mkdir -p "$dir"
+		[ -e "$dir/disk.img" ] || truncate -s "${size:-64M}" "$dir/disk.img"
+		cmd+=(file "$dir/disk.img")
+	fi
+	local preload=${THINMAP_LD_PRELOAD:-${THINMAP_NBDKIT_PRELOAD:-}}
+	if [ -n "$preload" ]; then
+		cmd=(env LD_PRELOAD="$preload${LD_PRELOAD:+:$LD_PRELOAD}"
+			ASAN_OPTIONS="detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+			"${cmd[@]}")
+	fi
+	echo "+ ${cmd[*]}"
+	"${cmd[@]}" </dev/null >>"$tmpdir/$name.log" 2>&1 &
+	pid=$!
+	_nbdkit_pid[$name]=$pid
+	if [ -z "${_nbdkit_registered[$name]:-}" ]; then
+		_nbdkit_registered[$name]=1
+		cleanup_fn _stop_nbdkit "$name"
+	fi
+	# nbdkit writes the pidfile once it is listening.
+	for ((i = 0; i < 600; i++)); do
+		[ -s "$tmpdir/$name.pid" ] && [ -S "$tmpdir/$name.sock" ] && break
+		if _nbdkit_gone "$pid"; then
+			wait "$pid" || :
+			_nbdkit_pid[$name]=
+			sed 's/^/  nbdkit: /' "$tmpdir/$name.log"
+			fail "nbdkit $name exited at startup"
+		fi
+		sleep 0.1
+	done
+	[ -s "$tmpdir/$name.pid" ] || fail "nbdkit $name is not ready after 60s"
+	[ "$(cat "$tmpdir/$name.pid")" = "$pid" ] ||
+		fail "nbdkit $name: pidfile $(cat "$tmpdir/$name.pid") is not $pid"
+}
+
+# _wait_nbdkit NAME SECONDS: wait for NAME to exit and reap it; its exit
+# status is left in _nbdkit_status.  Returns 1 if it is still running.
+_wait_nbdkit()
+{
+	local pid=${_nbdkit_pid[$1]} i
+	for ((i = 0; i < $2 * 10; i++)); do
+		_nbdkit_gone "$pid" && break
+		sleep 0.1
+	done
+	_nbdkit_gone "$pid" || return 1
+	_nbdkit_status=0
+	wait "$pid" 2>/dev/null || _nbdkit_status=$?
+	_nbdkit_pid[$1]=
+}
+
+# _stop_nbdkit NAME: stop_nbdkit, but say what went wrong and return 1
+# instead of failing (the exit-time cleanup must not exit).
+_stop_nbdkit()
+{
+	local name=$1 pid=${_nbdkit_pid[$1]:-}
+	[ -n "$pid" ] || return 0
+	echo "+ stop nbdkit $name (pid $pid)"
+	kill -TERM "$pid" 2>/dev/null || :
+	if ! _wait_nbdkit "$name" 60; then
+		kill -KILL "$pid" 2>/dev/null || :
+		_wait_nbdkit "$name" 10 || :
+		echo "nbdkit $name did not exit within 60s of SIGTERM" >&2
+		return 1
+	fi
+	if grep -Eq 'Sanitizer|runtime error:' "$tmpdir/$name.log"; then
+		sed 's/^/  nbdkit: /' "$tmpdir/$name.log" >&2
+		echo "nbdkit $name: sanitizer report" >&2
+		return 1
+	fi
+	if [ "$_nbdkit_status" -ne 0 ]; then
+		sed 's/^/  nbdkit: /' "$tmpdir/$name.log" >&2
+		echo "nbdkit $name exited with status $_nbdkit_status" >&2
+		return 1
+	fi
+}
+
+stop_nbdkit()
+{
+	_stop_nbdkit "$1" || fail "stopping nbdkit $1"
+}
+
+crash_nbdkit()
+{
+	local name=$1 pid=${_nbdkit_pid[$1]:-}
+	[ -n "$pid" ] || fail "nbdkit $name is not running"
+	echo "+ kill -9 nbdkit $name (pid $pid)"
+	kill -KILL "$pid"
+	# (bash would report the job as "Killed")
+	_wait_nbdkit "$name" 30 2>/dev/null ||
+		fail "nbdkit $name survived SIGKILL for 30s"
+}
