@@ -80,20 +80,33 @@ static double now_s(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* Seconds until @vol has no dirty data, polling; -1 after @limit s. */
-static double wait_clean(struct volume *vol, double limit)
+static bool ag_file_holds(struct volume *vol, const char *dir,
+			  const unsigned char *want, size_t len);
+
+/*
+ * Seconds until @vol has no dirty data and the AG file holds @want at
+ * the start of the volume, polling; -1 after @limit s.
+ */
+static double wait_written(struct volume *vol, const char *dir,
+			   const unsigned char *want, size_t len, double limit)
 {
 	double start = now_s();
 	struct volume_stat st;
 
 	for (;;) {
 		volume_stat(vol, &st);
-		if (st.dirty_bytes == 0)
+		if (st.dirty_bytes == 0 && ag_file_holds(vol, dir, want, len))
 			return now_s() - start;
 		if (now_s() - start > limit)
 			return -1;
 		usleep(10000);
 	}
+}
+
+/* Slack for timing bounds: much more under valgrind (THINMAP_TEST_QUICK). */
+static double slack(void)
+{
+	return model_ops(20) < 20 ? 30 : 1;
 }
 
 /* Does the AG file hold @want at the physical place of volume byte 0? */
@@ -143,11 +156,10 @@ static void test_expire(void)
 	CU_ASSERT_EQUAL_FATAL(volume_start_writeback(vol), 0);
 	CU_ASSERT_EQUAL(volume_start_writeback(vol), -EINVAL);
 	CU_ASSERT_EQUAL(volume_pwrite(vol, data, MiB, 0, 0), 0);
-	t = wait_clean(vol, 10);
+	t = wait_written(vol, s.dir, data, MiB, 60);
 	fprintf(stderr, "expired data written back after %.3f s\n", t);
 	CU_ASSERT(t >= 0.25);
-	CU_ASSERT(t >= 0 && t <= 0.4 + 1.0);
-	CU_ASSERT(ag_file_holds(vol, s.dir, data, MiB));
+	CU_ASSERT(t >= 0 && t <= 0.4 + slack());
 	CU_ASSERT_EQUAL_FATAL(volume_open(s.dir, VOLUME_RDONLY, NULL, &ro), 0);
 	volume_stat(ro, &st);
 	CU_ASSERT_EQUAL(st.mapped, MiB);
@@ -171,10 +183,9 @@ static void test_background(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(vol);
 	CU_ASSERT_EQUAL_FATAL(volume_start_writeback(vol), 0);
 	CU_ASSERT_EQUAL(volume_pwrite(vol, data, 4 * MiB, 0, 0), 0);
-	t = wait_clean(vol, 10);
+	t = wait_written(vol, s.dir, data, 4 * MiB, 60);
 	fprintf(stderr, "background writeback done after %.3f s\n", t);
-	CU_ASSERT(t >= 0 && t <= 5);
-	CU_ASSERT(ag_file_holds(vol, s.dir, data, 4 * MiB));
+	CU_ASSERT(t >= 0 && t <= 4 * slack());
 	CU_ASSERT_EQUAL(volume_close(vol), 0);
 	free(data);
 	scratch_remove(&s);
