@@ -131,9 +131,12 @@ expect_json()
 #                     then skipped (see thinmap_served).
 #   $THINMAP_LD_PRELOAD  preloaded into nbdkit (and only nbdkit), e.g.
 #                     libasan when the plugin is built with sanitizers;
-#                     leak detection is then off in nbdkit, which never
-#                     unloads its plugins cleanly enough for it.  If it
-#                     is unset, $THINMAP_NBDKIT_PRELOAD is used (the name
+#                     leak detection is then off in nbdkit (it would
+#                     report nbdkit's own allocations, and those of its
+#                     libraries), and nbdkit runs with -v so that
+#                     stop_nbdkit can see the plugin unloaded (see
+#                     _stop_nbdkit).  If it is unset,
+#                     $THINMAP_NBDKIT_PRELOAD is used (the name
 #                     Makefile.am gives it for the libnbd tests).
 #   requires_plugin   skip unless nbdkit and the plugin are there
 #   start_thinmap [NBDKIT-OPTION..] NAME DIR [KEY=VALUE..]
