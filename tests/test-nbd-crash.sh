@@ -78,8 +78,11 @@ qemu_io_bg()
 	for c in "$@"; do
 		args+=(-c "$c")
 	done
+	# Emptied here, not by the child's redirection: wait_replies must
+	# not count the previous round's replies.
+	: >"$tmpdir/bg.out"
 	stdbuf -oL qemu-io -f raw -d unmap "${args[@]}" "$uri" \
-		>"$tmpdir/bg.out" 2>&1 </dev/null &
+		>>"$tmpdir/bg.out" 2>&1 </dev/null &
 	qio_pid=$!
 }
 
