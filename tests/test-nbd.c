@@ -417,24 +417,25 @@ static void test_multi_conn(void)
 struct client {
 	pthread_t thread;
 	unsigned int id;
-	bool ok;
+	bool passed;
 };
 
 /* One request on a block of client @c at random, checked as it goes. */
 static bool client_op(struct nbd_handle *nh, struct client *c, struct rng *r)
 {
-	uint64_t block = rng_below(r, CLIENT_BLOCKS / CLIENTS) * CLIENTS + c->id;
-	uint64_t off = CLIENT_REGION + block * BS, len = BS;
+	uint64_t block = rng_below(r, CLIENT_BLOCKS / CLIENTS) * CLIENTS;
+	uint64_t off = CLIENT_REGION + (block + c->id) * BS, len = BS;
+	uint64_t skip;
 
 	if (rng_below(r, 2)) {	/* part of the block */
-		off += rng_below(r, BS);
-		len = 1 + rng_below(r, CLIENT_REGION + (block + 1) * BS - off);
+		skip = rng_below(r, BS);
+		off += skip;
+		len = 1 + rng_below(r, BS - skip);
 	}
 	switch (rng_below(r, 8)) {
 	case 0:
-		return m_zero(nh, off, len, rng_below(r, 2)
-						    ? LIBNBD_CMD_FLAG_NO_HOLE
-						    : 0);
+		return m_zero(nh, off, len,
+			      rng_below(r, 2) ? LIBNBD_CMD_FLAG_NO_HOLE : 0);
 	case 1:
 		return m_trim(nh, off, len, 0);
 	case 2:
@@ -454,9 +455,9 @@ static void *client_run(void *arg)
 	struct rng r = { 100 + c->id };
 	unsigned long i, n = model_ops(300);
 
-	c->ok = nh != NULL;
-	for (i = 0; i < n && c->ok; i++)
-		c->ok = client_op(nh, c, &r);
+	c->passed = nh != NULL;
+	for (i = 0; i < n && c->passed; i++)
+		c->passed = client_op(nh, c, &r);
 	if (nh) {
 		nbd_shutdown(nh, 0);
 		nbd_close(nh);
@@ -471,14 +472,14 @@ static void test_parallel_clients(void)
 
 	for (i = 0; i < CLIENTS; i++) {
 		c[i].id = i;
-		c[i].ok = false;
+		c[i].passed = false;
 		CU_ASSERT_EQUAL_FATAL(pthread_create(&c[i].thread, NULL,
 						     client_run, &c[i]),
 				      0);
 	}
 	for (i = 0; i < CLIENTS; i++) {
 		pthread_join(c[i].thread, NULL);
-		CU_ASSERT(c[i].ok);
+		CU_ASSERT(c[i].passed);
 	}
 	CU_ASSERT(ok(nbd_flush(h, 0)));
 	CU_ASSERT(same_as_model(h, CLIENT_REGION, CLIENT_BLOCKS * BS));
