@@ -392,7 +392,7 @@ static void report(const char *prefix, int err)
 	const char *msg = tm_get_error();
 
 	nbdkit_error("%s%s", prefix, msg[0] ? msg : strerror(-err));
-	tm_set_error("%s", "");		/* never again, for another error */
+	tm_set_error("%s", "");	/* a later error may come without one */
 }
 
 /* Create the volume that create=true asks for, and open it. */
@@ -586,7 +586,7 @@ static unsigned int volume_flags(uint32_t flags)
 	       (flags & NBDKIT_FLAG_MAY_TRIM ? VOLUME_MAY_TRIM : 0);
 }
 
-/* .pread */
+/* .pread: holes and unwritten blocks read as zeros. */
 static int thinmap_pread(void *handle, void *buf, uint32_t count,
 			 uint64_t offset, uint32_t flags)
 {

@@ -8,12 +8,14 @@
  * Writes and reads of any size at odd offsets cross block (4K) and page
  * (64K) boundaries; block status is checked after writes, zeroes with and
  * without NO_HOLE, and trims, with and without REQ_ONE; two connections see
- * each other's flushed writes.  Then the server is restarted (stopped
+ * each other's flushed writes, and four write, zero, trim and read in
+ * parallel.  Then the server is restarted (stopped
  * cleanly, and killed with SIGKILL after FUA requests and a flush) and
  * the content checked again, and a readonly=true server serves the volume
  * next to it.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -402,6 +404,87 @@ static void test_multi_conn(void)
 	nbd_close(h2);
 }
 
+/*
+ * Several clients at once, each with its own connection, on interleaved
+ * blocks of one region: clients share pages but never blocks, so each
+ * knows what its blocks must read.  Requests of all kinds run in parallel
+ * in the server (PARALLEL thread model).
+ */
+#define CLIENTS 4
+#define CLIENT_REGION (UINT64_C(52) << 20)
+#define CLIENT_BLOCKS 256
+
+struct client {
+	pthread_t thread;
+	unsigned int id;
+	bool passed;
+};
+
+/* One request on a block of client @c at random, checked as it goes. */
+static bool client_op(struct nbd_handle *nh, struct client *c, struct rng *r)
+{
+	uint64_t block = rng_below(r, CLIENT_BLOCKS / CLIENTS) * CLIENTS;
+	uint64_t off = CLIENT_REGION + (block + c->id) * BS, len = BS;
+	uint64_t skip;
+
+	if (rng_below(r, 2)) {	/* part of the block */
+		skip = rng_below(r, BS);
+		off += skip;
+		len = 1 + rng_below(r, BS - skip);
+	}
+	switch (rng_below(r, 8)) {
+	case 0:
+		return m_zero(nh, off, len,
+			      rng_below(r, 2) ? LIBNBD_CMD_FLAG_NO_HOLE : 0);
+	case 1:
+		return m_trim(nh, off, len, 0);
+	case 2:
+		return ok(nbd_flush(nh, 0));
+	case 3:
+		return ok(nbd_cache(nh, len, off, 0));
+	default:
+		return m_write(nh, r, off, len, 0) &&
+		       same_as_model(nh, off, len);
+	}
+}
+
+static void *client_run(void *arg)
+{
+	struct client *c = arg;
+	struct nbd_handle *nh = open_handle(&srv);
+	struct rng r = { 100 + c->id };
+	unsigned long i, n = model_ops(300);
+
+	c->passed = nh != NULL;
+	for (i = 0; i < n && c->passed; i++)
+		c->passed = client_op(nh, c, &r);
+	if (nh) {
+		nbd_shutdown(nh, 0);
+		nbd_close(nh);
+	}
+	return NULL;
+}
+
+static void test_parallel_clients(void)
+{
+	struct client c[CLIENTS];
+	unsigned int i;
+
+	for (i = 0; i < CLIENTS; i++) {
+		c[i].id = i;
+		c[i].passed = false;
+		CU_ASSERT_EQUAL_FATAL(pthread_create(&c[i].thread, NULL,
+						     client_run, &c[i]),
+				      0);
+	}
+	for (i = 0; i < CLIENTS; i++) {
+		pthread_join(c[i].thread, NULL);
+		CU_ASSERT(c[i].passed);
+	}
+	CU_ASSERT(ok(nbd_flush(h, 0)));
+	CU_ASSERT(same_as_model(h, CLIENT_REGION, CLIENT_BLOCKS * BS));
+}
+
 /* ---- restarts ---- */
 
 /* (Re)start the server and connect to it. */
@@ -491,6 +574,7 @@ int main(void)
 		  test_status_zero_trim },
 		{ "block status runs and REQ_ONE", test_status_runs },
 		{ "two connections", test_multi_conn },
+		{ "clients in parallel", test_parallel_clients },
 		{ "clean restart keeps everything", test_restart },
 		{ "SIGKILL keeps what was flushed", test_kill },
 		{ "readonly=true next to the server", test_readonly },
