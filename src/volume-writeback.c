@@ -116,6 +116,19 @@ int volume_commit(struct volume *vol, bool sync)
 /* ---- passes ---- */
 
 /*
+ * Write back what @wbc selects and commit, durably if @sync.  The caller
+ * holds meta_lock.  Returns the first error.
+ */
+static int write_and_commit(struct volume *vol,
+			    const struct writeback_control *wbc, bool sync)
+{
+	int err = iomap_writepages(vol->wpc, wbc);
+	int err2 = volume_commit(vol, sync);
+
+	return err ? err : err2;
+}
+
+/*
  * One pass of @kind: write back, commit.  Takes meta_lock.  Returns the
  * pass's error; a flush pass also returns (and clears) an error kept from
  * an earlier pass, which other passes keep for it.
@@ -124,17 +137,14 @@ static int writeback_pass(struct volume *vol, enum pass_kind kind)
 {
 	struct writeback_control wbc = { 0, UINT64_MAX, UINT64_MAX };
 	uint64_t now = pagecache_now_ms();
-	int err, err2;
+	int err;
 
 	if (kind == PASS_EXPIRE)
 		wbc.dirtied_before = now > vol->dirty_expire_ms
 					     ? now - vol->dirty_expire_ms : 0;
 	pthread_mutex_lock(&vol->meta_lock);
 	__atomic_add_fetch(&vol->passes, 1, __ATOMIC_RELAXED);
-	err = iomap_writepages(vol->wpc, &wbc);
-	err2 = volume_commit(vol, kind == PASS_FLUSH);
-	if (!err)
-		err = err2;
+	err = write_and_commit(vol, &wbc, kind == PASS_FLUSH);
 	if (kind == PASS_FLUSH) {
 		if (!err)
 			err = vol->wb_error;
@@ -233,13 +243,12 @@ int volume_writeback_range(struct volume *vol, uint64_t offset,
 			   uint64_t count)
 {
 	struct writeback_control wbc = { offset, offset + count, UINT64_MAX };
-	int err, err2;
+	int err;
 
 	pthread_mutex_lock(&vol->meta_lock);
-	err = iomap_writepages(vol->wpc, &wbc);
-	err2 = volume_commit(vol, true);
+	err = write_and_commit(vol, &wbc, true);
 	pthread_mutex_unlock(&vol->meta_lock);
-	return err ? err : err2;
+	return err;
 }
 
 /* ---- the daemon ---- */
