@@ -40,13 +40,24 @@ static void ioend_release(struct writepage_ctx *wpc, struct ioend *ioend)
 	wpc->free[wpc->nr_free++] = ioend;
 }
 
+/*
+ * Do blocks of @type at logical @pos, physical @addr of AG @ag continue
+ * @ioend, in both address spaces?
+ */
+static bool ioend_continues(const struct ioend *ioend, uint16_t type,
+			    uint32_t ag, uint64_t pos, uint64_t addr)
+{
+	return ioend->type == type && ioend->ag == ag &&
+	       ioend->offset + ioend->size == pos &&
+	       ioend->addr + ioend->size == addr;
+}
+
 /* Can @next's completion be merged into @ioend's?  (iomap_ioend_can_merge) */
 static bool ioend_can_merge(const struct ioend *ioend, const struct ioend *next)
 {
-	return !ioend->error && !next->error && ioend->type == next->type &&
-	       ioend->ag == next->ag &&
-	       ioend->offset + ioend->size == next->offset &&
-	       ioend->addr + ioend->size == next->addr;
+	return !ioend->error && !next->error &&
+	       ioend_continues(ioend, next->type, next->ag, next->offset,
+			       next->addr);
 }
 
 static int ioend_cmp(const void *a, const void *b)
@@ -134,9 +145,9 @@ static bool ioend_can_add(const struct writepage_ctx *wpc, uint64_t pos,
 {
 	const struct ioend *ioend = wpc->ioend;
 
-	return ioend && ioend->type == wpc->iomap.type &&
-	       ioend->ag == wpc->iomap.ag && ioend->offset + ioend->size == pos &&
-	       ioend->addr + ioend->size == addr &&
+	return ioend &&
+	       ioend_continues(ioend, wpc->iomap.type, wpc->iomap.ag, pos,
+			       addr) &&
 	       ioend->size + len <= IOEND_MAX_BYTES &&
 	       ioend->nr_segs < BACKING_IOV_MAX;
 }
