@@ -169,24 +169,29 @@ static int collect_extent(void *arg, const struct extent *ext)
 }
 
 /*
- * The map changes just queued: commit them at once (durably) if @sync,
- * or if too many are pending.  The caller holds meta_lock.
+ * After trim or zero queued map changes: commit them at once (durably)
+ * if @sync, or if too many are pending.  Takes meta_lock; called without
+ * invalidate_lock, so that reads and writes go on during the commit's
+ * syncs.
  */
 static int commit_queued(struct volume *vol, bool sync)
 {
+	int err = 0;
+
+	pthread_mutex_lock(&vol->meta_lock);
 	if (sync || vol->pending.n >= PENDING_MAX)
-		return volume_commit(vol, sync);
-	return 0;
+		err = volume_commit(vol, sync);
+	pthread_mutex_unlock(&vol->meta_lock);
+	return err;
 }
 
 /*
  * Trim the blocks [@lblk, @lblk + @n): drop their reservations and
  * mappings now, and queue the unmap; their space is freed once the unmap
  * is durable (busy extents: free after unmap).  The caller holds
- * invalidate_lock exclusive.
+ * invalidate_lock exclusive, and commits (commit_queued()).
  */
-static int punch_blocks(struct volume *vol, uint64_t lblk, uint64_t n,
-			bool sync)
+static int punch_blocks(struct volume *vol, uint64_t lblk, uint64_t n)
 {
 	struct extent hole = { .lblk = lblk, .len = n, .pblk = PBLK_NULL,
 			       .state = EXT_HOLE };
@@ -212,8 +217,6 @@ static int punch_blocks(struct volume *vol, uint64_t lblk, uint64_t n,
 			err = extent_vec_push(&vol->busy, &gone.v[i]);
 	}
 	alloc_unreserve(&vol->alloc, delalloc);
-	if (!err)
-		err = commit_queued(vol, sync);
 out:
 	pthread_mutex_unlock(&vol->meta_lock);
 	extent_vec_free(&gone);
@@ -221,78 +224,62 @@ out:
 }
 
 /*
- * Give the part of @ext (a run of the map) that has no blocks real ones,
- * UNWRITTEN; make MAPPED blocks UNWRITTEN.  The caller holds map_lock
- * exclusive.  Returns 0, -ENOSPC when a hole cannot be backed, -ENOMEM.
+ * Make @ext (a run of the map) UNWRITTEN: MAPPED blocks in place, holes
+ * and delalloc with real blocks, as many as one allocation gives; set
+ * *@u to the UNWRITTEN run that @ext now starts with.  The caller holds
+ * map_lock exclusive.  Returns 0, -ENOSPC when a hole cannot be backed,
+ * -ENOMEM.
  */
-static int make_unwritten(struct volume *vol, const struct extent *ext)
+static int make_unwritten(struct volume *vol, const struct extent *ext,
+			  struct extent *u)
 {
-	struct extent u = *ext;
 	uint64_t hint;
 	uint32_t got;
 	int err;
 
-	u.state = EXT_UNWRITTEN;
+	*u = *ext;
+	u->state = EXT_UNWRITTEN;
 	if (ext->state == EXT_MAPPED)
-		return emap_set(&vol->map, &u);
+		return emap_set(&vol->map, u);
 	if (ext->state == EXT_UNWRITTEN)
 		return 0;
 	hint = volume_alloc_hint(vol, ext->lblk, ext->len);
 	err = alloc_extent(&vol->alloc, hint,
 			   (uint32_t)volume_alloc_len(vol, hint, ext->len),
-			   ext->state == EXT_DELALLOC, &u.pblk, &got);
+			   ext->state == EXT_DELALLOC, &u->pblk, &got);
 	if (err)
 		return err;
-	u.len = got;
-	return emap_set(&vol->map, &u);
-}
-
-/* Make [@lblk, @lblk + @n) UNWRITTEN in the map; see make_unwritten(). */
-static int map_unwritten(struct volume *vol, uint64_t lblk, uint64_t n)
-{
-	uint64_t b = lblk, end = lblk + n;
-	struct extent ext;
-	int err = 0;
-
-	pthread_rwlock_wrlock(&vol->map_lock);
-	while (!err && b < end) {
-		emap_lookup(&vol->map, b, &ext);
-		extent_clip(&ext, b, end);
-		err = make_unwritten(vol, &ext);
-		emap_lookup(&vol->map, b, &ext);
-		b = err ? b : extent_end(&ext);
-	}
-	pthread_rwlock_unlock(&vol->map_lock);
-	return err;
+	u->len = got;
+	return emap_set(&vol->map, u);
 }
 
 /*
  * Zero the blocks [@lblk, @lblk + @n) keeping them allocated (NBD's
- * NO_HOLE): every block becomes UNWRITTEN, and the change is queued for
- * the next commit (even where space ran out part way).  The caller holds
- * invalidate_lock exclusive.
+ * NO_HOLE): every block becomes UNWRITTEN, and each change is queued for
+ * the next commit as it is made (so what was done is kept even where
+ * space runs out part way).  The caller holds invalidate_lock exclusive,
+ * and commits (commit_queued()).
  */
-static int unwrite_blocks(struct volume *vol, uint64_t lblk, uint64_t n,
-			  bool sync)
+static int unwrite_blocks(struct volume *vol, uint64_t lblk, uint64_t n)
 {
-	struct extent_vec now = { 0 };
-	size_t i;
-	int err, map_err;
+	uint64_t b = lblk, end = lblk + n;
+	struct extent ext, u;
+	int err = 0;
 
 	invalidate_blocks(vol, lblk, n);
 	pthread_mutex_lock(&vol->meta_lock);
-	map_err = map_unwritten(vol, lblk, n);
-	pthread_rwlock_rdlock(&vol->map_lock);
-	err = emap_iterate(&vol->map, lblk, n, collect_extent, &now);
+	pthread_rwlock_wrlock(&vol->map_lock);
+	while (!err && b < end) {
+		emap_lookup(&vol->map, b, &ext);
+		extent_clip(&ext, b, end);
+		err = make_unwritten(vol, &ext, &u);
+		if (!err)
+			err = extent_vec_push(&vol->pending, &u);
+		b = extent_end(&u);
+	}
 	pthread_rwlock_unlock(&vol->map_lock);
-	for (i = 0; i < now.n && !err; i++)
-		if (now.v[i].state != EXT_DELALLOC)
-			err = extent_vec_push(&vol->pending, &now.v[i]);
-	if (!err)
-		err = commit_queued(vol, sync);
 	pthread_mutex_unlock(&vol->meta_lock);
-	extent_vec_free(&now);
-	return err ? err : map_err;
+	return err;
 }
 
 /* Zero [@pos, @pos + @len) through the page cache (partial blocks). */
@@ -313,9 +300,9 @@ int volume_trim(struct volume *vol, uint64_t count, uint64_t offset,
 	if (first >= end)
 		return 0;
 	pthread_rwlock_wrlock(&vol->invalidate_lock);
-	err = punch_blocks(vol, first, end - first, flags & VOLUME_FUA);
+	err = punch_blocks(vol, first, end - first);
 	pthread_rwlock_unlock(&vol->invalidate_lock);
-	return err;
+	return err ? err : commit_queued(vol, flags & VOLUME_FUA);
 }
 
 int volume_zero(struct volume *vol, uint64_t count, uint64_t offset,
@@ -334,17 +321,18 @@ int volume_zero(struct volume *vol, uint64_t count, uint64_t offset,
 		head = (first << vol->blkbits) - offset;
 		tail = offset + count - (end << vol->blkbits);
 		err = flags & VOLUME_MAY_TRIM
-			      ? punch_blocks(vol, first, end - first, false)
-			      : unwrite_blocks(vol, first, end - first, false);
+			      ? punch_blocks(vol, first, end - first)
+			      : unwrite_blocks(vol, first, end - first);
 		if (!err)
 			err = zero_range(vol, offset, head);
 		if (!err)
 			err = zero_range(vol, end << vol->blkbits, tail);
 	}
 	pthread_rwlock_unlock(&vol->invalidate_lock);
-	if (!err && (flags & VOLUME_FUA))
-		err = volume_writeback_range(vol, offset, count);
-	return err;
+	if (err)
+		return err;
+	return flags & VOLUME_FUA ? volume_writeback_range(vol, offset, count)
+				  : commit_queued(vol, false);
 }
 
 /* ---- block status ---- */
