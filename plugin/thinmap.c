@@ -285,27 +285,21 @@ static int ratio_to_bytes(const char *name, uint64_t ratio, uint64_t cache,
 	return 0;
 }
 
-/* The writeback limits: from ratios, and in order. */
+/*
+ * The writeback limits: from ratios, and in order (checked by the
+ * library, before anything is created).
+ */
 static int check_dirty_limits(void)
 {
-	struct volume_params *vp = &cfg.params;
+	struct volume_params *vp = &cfg.params, resolved;
 	uint64_t cache = vp->cache_size ? vp->cache_size : DEFAULT_CACHE_SIZE;
-	uint64_t dirty;
 
 	if (ratio_to_bytes("dirty", cfg.dirty_ratio, cache, &vp->dirty_bytes) ||
 	    ratio_to_bytes("dirty-background", cfg.dirty_background_ratio,
 			   cache, &vp->dirty_background_bytes))
 		return -1;
-	dirty = vp->dirty_bytes ? vp->dirty_bytes : cache / 2;
-	if (vp->dirty_bytes > cache) {
-		config_error("dirty-bytes: %" PRIu64 " is more than cache-size "
-			     "(%" PRIu64 ")", vp->dirty_bytes, cache);
-		return -1;
-	}
-	if (vp->dirty_background_bytes > dirty) {
-		config_error("dirty-background-bytes: %" PRIu64 " is more "
-			     "than dirty-bytes (%" PRIu64 ")",
-			     vp->dirty_background_bytes, dirty);
+	if (volume_params_resolve(vp, DEFAULT_BLOCK_SIZE, &resolved)) {
+		config_error("%s", tm_get_error());
 		return -1;
 	}
 	return 0;

@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,21 +162,16 @@ static uint64_t or_default(uint64_t v, uint64_t def)
 	return v ? v : def;
 }
 
-/*
- * Fill in the defaults of @params (volume.h) into @p, and check it.
- * Returns 0 or -EINVAL with a message naming the parameter.
- */
-static int params_resolve(const struct volume *vol,
-			  const struct volume_params *params,
-			  struct volume_params *p)
+int volume_params_resolve(const struct volume_params *params,
+			  uint32_t block_size, struct volume_params *p)
 {
 	static const struct volume_params none;
 
 	*p = params ? *params : none;
 	p->cache_size = or_default(p->cache_size, DEFAULT_CACHE_SIZE);
 	if (!p->page_size)
-		p->page_size = vol->sb.block_size > DEFAULT_PAGE_SIZE
-				       ? vol->sb.block_size : DEFAULT_PAGE_SIZE;
+		p->page_size = block_size > DEFAULT_PAGE_SIZE
+				       ? block_size : DEFAULT_PAGE_SIZE;
 	p->dirty_bytes = or_default(p->dirty_bytes, p->cache_size / 2);
 	p->dirty_background_bytes = or_default(p->dirty_background_bytes,
 					       p->dirty_bytes / 2);
@@ -183,12 +179,14 @@ static int params_resolve(const struct volume *vol,
 	p->writeback_interval_ms =
 		(uint32_t)or_default(p->writeback_interval_ms, 1000);
 	if (p->dirty_bytes > p->cache_size) {
-		tm_set_error("dirty-bytes must not exceed cache-size");
+		tm_set_error("dirty-bytes: %" PRIu64 " is more than cache-size "
+			     "(%" PRIu64 ")", p->dirty_bytes, p->cache_size);
 		return -EINVAL;
 	}
 	if (p->dirty_background_bytes > p->dirty_bytes) {
-		tm_set_error("dirty-background-bytes must not exceed "
-			     "dirty-bytes");
+		tm_set_error("dirty-background-bytes: %" PRIu64 " is more "
+			     "than dirty-bytes (%" PRIu64 ")",
+			     p->dirty_background_bytes, p->dirty_bytes);
 		return -EINVAL;
 	}
 	return 0;
@@ -231,7 +229,7 @@ static int volume_setup(struct volume *vol, const struct volume_params *params)
 	vol->sb = *meta_sb(vol->meta);
 	vol->blkbits = (unsigned int)__builtin_ctz(vol->sb.block_size);
 	vol->nr_blocks = vol->sb.size >> vol->blkbits;
-	err = params_resolve(vol, params, &p);
+	err = volume_params_resolve(params, vol->sb.block_size, &p);
 	if (!err)
 		err = volume_load(vol);
 	if (!err)

@@ -63,6 +63,16 @@ struct volume_params {
 };
 
 /*
+ * Fill in the defaults of @params (NULL: all defaults) into *@out, for a
+ * volume of @block_size blocks, and check the limits: dirty_bytes <=
+ * cache_size, dirty_background_bytes <= dirty_bytes.  Returns 0, or
+ * -EINVAL with a message naming the parameter.  volume_open() calls it;
+ * a front end may call it first to refuse bad settings early.
+ */
+int volume_params_resolve(const struct volume_params *params,
+			  uint32_t block_size, struct volume_params *out);
+
+/*
  * Open the volume in directory @dir with @params (NULL: defaults).
  * Returns 0 and sets *@volp, or a negative errno with a message:
  * -ENOENT no volume there; -EBUSY another process has it open read-write;
