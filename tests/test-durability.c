@@ -37,6 +37,7 @@
 #include "thinmap/extent.h"
 #include "thinmap/volume.h"
 #include "model.h"
+#include "scratch.h"
 
 #define KiB (UINT64_C(1) << 10)
 #define MiB (UINT64_C(1) << 20)
@@ -72,34 +73,8 @@ static char *scratch_create(uint64_t size, uint64_t capacity)
 {
 	struct create_opts opts = { .size = size, .capacity = capacity,
 				    .block_size = BS };
-	const char *tmpdir = getenv("TMPDIR");
-	char tmpl[4096], *dir;
-	struct thinmap_sb sb;
 
-	snprintf(tmpl, sizeof tmpl, "%s/thinmap-test-durability.XXXXXX",
-		 tmpdir && *tmpdir ? tmpdir : "/tmp");
-	if (!mkdtemp(tmpl) || asprintf(&dir, "%s/vol", tmpl) < 0) {
-		perror("scratch dir");
-		return NULL;
-	}
-	if (create_plan(&opts, &sb) != 0 || create_volume(dir, &sb) != 0) {
-		fprintf(stderr, "create: %s\n", tm_get_error());
-		free(dir);
-		return NULL;
-	}
-	return dir;
-}
-
-static void scratch_destroy(char *dir)
-{
-	char cmd[4200];
-
-	if (!dir)
-		return;
-	*strrchr(dir, '/') = '\0';
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-	CU_ASSERT_EQUAL(system(cmd), 0);
-	free(dir);
+	return scratch_volume("durability", &opts, NULL);
 }
 
 /* ---- Stamps ---- */
@@ -565,7 +540,7 @@ static int crash_verify(struct crash_state *s, uint32_t round, long last)
 
 static int crash_fresh(struct crash_state *s)
 {
-	scratch_destroy(s->dir);
+	scratch_remove(s->dir);
 	s->dir = scratch_create(CRASH_SIZE, 0);
 	memset(s->base, 0, CRASH_BLOCKS * sizeof *s->base);
 	return s->dir ? 0 : -1;
@@ -611,7 +586,7 @@ static bool crash_alloc(struct crash_state *s)
 
 static void crash_free(struct crash_state *s)
 {
-	scratch_destroy(s->dir);
+	scratch_remove(s->dir);
 	free(s->base);
 	free(s->cur);
 	free(s->zeroed_later);
@@ -756,7 +731,7 @@ static int frag_seed(uint64_t seed, uint64_t cache)
 	if (!ret && (w.covered != w.end - w.start || w.bad ||
 		     w.runs > 2 * (uint64_t)__builtin_popcountll(w.ags)))
 		ret = -1;
-	scratch_destroy(dir);
+	scratch_remove(dir);
 	return ret;
 }
 

@@ -13,38 +13,22 @@
 #include "thinmap/error.h"
 #include "thinmap/volume.h"
 #include "model.h"
+#include "scratch.h"
 
 #define SIZE (8u << 20)
 #define LEN (1u << 20)
 #define OFFSET 12345u
 
-struct scratch {
-	char tmpl[64];
-	char dir[80];
-};
-
-static struct volume *scratch_open(struct scratch *s)
+/* A fresh volume, opened; its path in *@dir. */
+static struct volume *scratch_open(char **dir)
 {
 	struct create_opts opts = { .size = SIZE };
-	struct thinmap_sb sb;
 	struct volume *vol = NULL;
 
-	strcpy(s->tmpl, "/tmp/thinmap-test-fault.XXXXXX");
-	if (!mkdtemp(s->tmpl))
-		return NULL;
-	snprintf(s->dir, sizeof s->dir, "%s/vol", s->tmpl);
-	if (create_plan(&opts, &sb) || create_volume(s->dir, &sb) ||
-	    volume_open(s->dir, 0, NULL, &vol))
+	*dir = scratch_volume("fault", &opts, NULL);
+	if (*dir && volume_open(*dir, 0, NULL, &vol))
 		fprintf(stderr, "scratch volume: %s\n", tm_get_error());
 	return vol;
-}
-
-static void scratch_remove(struct scratch *s)
-{
-	char cmd[128];
-
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->tmpl);
-	CU_ASSERT_EQUAL(system(cmd), 0);
 }
 
 static unsigned char *pattern(unsigned char seed)
@@ -76,8 +60,8 @@ static bool holds(struct volume *vol, const unsigned char *want)
  */
 static void fault_then_recover(bool sync, int err, bool daemon)
 {
-	struct scratch s;
-	struct volume *vol = scratch_open(&s);
+	char *dir;
+	struct volume *vol = scratch_open(&dir);
 	unsigned char *data = pattern((unsigned char)err);
 	struct volume_stat st;
 
@@ -96,11 +80,11 @@ static void fault_then_recover(bool sync, int err, bool daemon)
 	CU_ASSERT_EQUAL(volume_flush(vol), 0);
 	CU_ASSERT_EQUAL(volume_flush(vol), 0);		/* reported once */
 	CU_ASSERT_EQUAL(volume_close(vol), 0);
-	CU_ASSERT_EQUAL_FATAL(volume_open(s.dir, 0, NULL, &vol), 0);
+	CU_ASSERT_EQUAL_FATAL(volume_open(dir, 0, NULL, &vol), 0);
 	CU_ASSERT(holds(vol, data));
 	CU_ASSERT_EQUAL(volume_close(vol), 0);
 	free(data);
-	scratch_remove(&s);
+	scratch_remove(dir);
 }
 
 static void test_write_eio(void)
@@ -131,8 +115,8 @@ static void test_daemon_sync_eio(void)
 /* The Nth write fails, not the ones before it. */
 static void test_nth_write(void)
 {
-	struct scratch s;
-	struct volume *vol = scratch_open(&s);
+	char *dir;
+	struct volume *vol = scratch_open(&dir);
 	unsigned char *data = pattern(7);
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(vol);
@@ -142,7 +126,7 @@ static void test_nth_write(void)
 	volume_inject_fault(vol, false, 0, 0);
 	CU_ASSERT_EQUAL(volume_close(vol), 0);
 	free(data);
-	scratch_remove(&s);
+	scratch_remove(dir);
 }
 
 int main(void)

@@ -18,43 +18,21 @@
 #include "thinmap/error.h"
 #include "thinmap/volume.h"
 #include "model.h"
+#include "scratch.h"
 
 #define AG_BLOCKS 1024
 #define AGS 4
 #define NBLOCKS (2 * AG_BLOCKS * AGS)	/* virtual size: twice capacity */
 
-static char *scratch_volume(void)
+static char *new_volume(void)
 {
 	struct create_opts opts = {
 		.size = (uint64_t)NBLOCKS * 4096,
 		.ag_count = AGS,
 		.ag_size = (uint64_t)AG_BLOCKS * 4096,
 	};
-	struct thinmap_sb sb;
-	char tmpl[] = "/tmp/thinmap-test-meta.XXXXXX";
-	char *dir;
 
-	if (!mkdtemp(tmpl) || create_plan(&opts, &sb) != 0)
-		return NULL;
-	if (asprintf(&dir, "%s/vol", tmpl) < 0)
-		return NULL;
-	if (create_volume(dir, &sb) != 0) {
-		fprintf(stderr, "create_volume: %s\n", tm_get_error());
-		free(dir);
-		return NULL;
-	}
-	return dir;
-}
-
-/* Remove the scratch directory around the volume @dir. */
-static void remove_volume(char *dir)
-{
-	char cmd[4200];
-
-	*strrchr(dir, '/') = '\0';
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-	CU_ASSERT_EQUAL(system(cmd), 0);
-	free(dir);
+	return scratch_volume("meta", &opts, NULL);
 }
 
 static struct meta *open_meta(const char *dir, bool rdonly)
@@ -214,7 +192,7 @@ static int round_trip(uint64_t seed)
 {
 	struct rng r = { seed };
 	struct emap model;
-	char *dir = scratch_volume();
+	char *dir = new_volume();
 	int err = dir ? 0 : -1;
 
 	emap_init(&model);
@@ -224,7 +202,7 @@ static int round_trip(uint64_t seed)
 		err = check_reopened(dir, &model);
 	emap_destroy(&model);
 	if (dir)
-		remove_volume(dir);
+		scratch_remove(dir);
 	return err;
 }
 
@@ -291,7 +269,7 @@ static void expect_refused(const char *dir, int err, const char *words)
 
 static void test_bad_superblock(void)
 {
-	char *dir = scratch_volume();
+	char *dir = new_volume();
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
 	poke_sb(dir, 8, THINMAP_FORMAT_VERSION + 1);	/* version */
@@ -304,7 +282,7 @@ static void test_bad_superblock(void)
 	expect_refused(dir, -EFSCORRUPTED, "block size");
 	poke_sb(dir, 0, 'X');				/* magic */
 	expect_refused(dir, -EFSCORRUPTED, "magic");
-	remove_volume(dir);
+	scratch_remove(dir);
 }
 
 /* Write a record in the on-disk format of meta.h. */
@@ -341,36 +319,36 @@ static void test_bad_records(void)
 	size_t i;
 
 	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		char *dir = scratch_volume();
+		char *dir = new_volume();
 
 		CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
 		raw_record(dir, cases[i].lblk, cases[i].pblk, cases[i].len,
 			   cases[i].state);
 		expect_refused(dir, -EFSCORRUPTED, cases[i].words);
-		remove_volume(dir);
+		scratch_remove(dir);
 	}
 }
 
 static void test_overlapping_records(void)
 {
-	char *dir = scratch_volume();
+	char *dir = new_volume();
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
 	raw_record(dir, 0, PBLK(0, 0), 8, 1);
 	raw_record(dir, 4, PBLK(1, 0), 8, 1);		/* logical overlap */
 	expect_refused(dir, -EFSCORRUPTED, "overlaps");
-	remove_volume(dir);
-	dir = scratch_volume();
+	scratch_remove(dir);
+	dir = new_volume();
 	raw_record(dir, 0, PBLK(0, 0), 8, 1);
 	raw_record(dir, 100, PBLK(0, 4), 8, 1);		/* mapped twice */
 	expect_refused(dir, -EFSCORRUPTED, "");
-	remove_volume(dir);
+	scratch_remove(dir);
 }
 
 /* A read-write open excludes another; read-only opens do not. */
 static void test_exclusive_open(void)
 {
-	char *dir = scratch_volume();
+	char *dir = new_volume();
 	struct volume *a, *b, *c;
 	struct meta *meta;
 	struct meta_txn *txn;
@@ -391,7 +369,7 @@ static void test_exclusive_open(void)
 	CU_ASSERT_EQUAL(meta_txn_map(txn, &bad), -EINVAL);
 	meta_txn_abort(txn);
 	meta_close(meta);
-	remove_volume(dir);
+	scratch_remove(dir);
 }
 
 static void test_missing_volume(void)

@@ -37,6 +37,7 @@
 #include "thinmap/extent.h"
 #include "thinmap/volume.h"
 #include "model.h"
+#include "scratch.h"
 
 #define KiB (UINT64_C(1) << 10)
 #define MiB (UINT64_C(1) << 20)
@@ -109,15 +110,8 @@ static int scratch_reopen(struct scratch *s, unsigned int flags)
 /* Close the volume and remove its scratch directory. */
 static void scratch_destroy(struct scratch *s)
 {
-	char cmd[4200];
-
 	scratch_close(s);
-	if (!s->dir)
-		return;
-	*strrchr(s->dir, '/') = '\0';
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->dir);
-	CU_ASSERT_EQUAL(system(cmd), 0);
-	free(s->dir);
+	scratch_remove(s->dir);
 	s->dir = NULL;
 }
 
@@ -131,25 +125,14 @@ static bool scratch_create(struct scratch *s, const struct geometry *g,
 		.block_size = g->block_size,
 		.ag_count = g->ag_count,
 	};
-	const char *tmpdir = getenv("TMPDIR");
-	char tmpl[4096];
 	struct thinmap_sb sb;
 
 	memset(s, 0, sizeof *s);
 	if (params)
 		s->params = *params;
-	snprintf(tmpl, sizeof tmpl, "%s/thinmap-test-volume-io.XXXXXX",
-		 tmpdir && *tmpdir ? tmpdir : "/tmp");
-	if (!mkdtemp(tmpl) || asprintf(&s->dir, "%s/vol", tmpl) < 0) {
-		perror("scratch dir");
-		s->dir = NULL;
+	s->dir = scratch_volume("volume-io", &opts, &sb);
+	if (!s->dir)
 		return false;
-	}
-	if (create_plan(&opts, &sb) != 0 || create_volume(s->dir, &sb) != 0) {
-		fprintf(stderr, "create: %s\n", tm_get_error());
-		scratch_destroy(s);
-		return false;
-	}
 	s->size = sb.size;
 	s->bs = sb.block_size;
 	if (scratch_open(s, 0) != 0) {

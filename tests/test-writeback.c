@@ -19,45 +19,27 @@
 #include "thinmap/error.h"
 #include "thinmap/volume.h"
 #include "model.h"
+#include "scratch.h"
 
 #define MiB (1u << 20)
 #define SIZE (64 * MiB)
 
-struct scratch {
-	char tmpl[64];
-	char dir[80];
-};
-
-static int scratch_create(struct scratch *s)
+/* A fresh volume of one AG. */
+static char *scratch_create(void)
 {
 	struct create_opts opts = { .size = SIZE, .ag_count = 1 };
-	struct thinmap_sb sb;
 
-	strcpy(s->tmpl, "/tmp/thinmap-test-writeback.XXXXXX");
-	if (!mkdtemp(s->tmpl))
-		return -errno;
-	snprintf(s->dir, sizeof s->dir, "%s/vol", s->tmpl);
-	if (create_plan(&opts, &sb) || create_volume(s->dir, &sb)) {
-		fprintf(stderr, "scratch volume: %s\n", tm_get_error());
-		return -EIO;
-	}
-	return 0;
+	return scratch_volume("writeback", &opts, NULL);
 }
 
-static void scratch_remove(struct scratch *s)
-{
-	char cmd[128];
-
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->tmpl);
-	CU_ASSERT_EQUAL(system(cmd), 0);
-}
-
-static struct volume *scratch_open(struct scratch *s,
+/* A fresh volume opened with @params; its path in *@dir. */
+static struct volume *scratch_open(char **dir,
 				   const struct volume_params *params)
 {
 	struct volume *vol = NULL;
 
-	if (scratch_create(s) || volume_open(s->dir, 0, params, &vol))
+	*dir = scratch_create();
+	if (!*dir || volume_open(*dir, 0, params, &vol))
 		fprintf(stderr, "open: %s\n", tm_get_error());
 	return vol;
 }
@@ -146,8 +128,8 @@ static void test_expire(void)
 {
 	struct volume_params p = { .dirty_expire_ms = 300,
 				   .writeback_interval_ms = 100 };
-	struct scratch s;
-	struct volume *vol = scratch_open(&s, &p), *ro;
+	char *dir;
+	struct volume *vol = scratch_open(&dir, &p), *ro;
 	unsigned char *data = pattern(MiB, 1);
 	struct volume_stat st;
 	double t;
@@ -156,17 +138,17 @@ static void test_expire(void)
 	CU_ASSERT_EQUAL_FATAL(volume_start_writeback(vol), 0);
 	CU_ASSERT_EQUAL(volume_start_writeback(vol), -EINVAL);
 	CU_ASSERT_EQUAL(volume_pwrite(vol, data, MiB, 0, 0), 0);
-	t = wait_written(vol, s.dir, data, MiB, 60);
+	t = wait_written(vol, dir, data, MiB, 60);
 	fprintf(stderr, "expired data written back after %.3f s\n", t);
 	CU_ASSERT(t >= 0.25);
 	CU_ASSERT(t >= 0 && t <= 0.4 + slack());
-	CU_ASSERT_EQUAL_FATAL(volume_open(s.dir, VOLUME_RDONLY, NULL, &ro), 0);
+	CU_ASSERT_EQUAL_FATAL(volume_open(dir, VOLUME_RDONLY, NULL, &ro), 0);
 	volume_stat(ro, &st);
 	CU_ASSERT_EQUAL(st.mapped, MiB);
 	CU_ASSERT_EQUAL(volume_close(ro), 0);
 	CU_ASSERT_EQUAL(volume_close(vol), 0);
 	free(data);
-	scratch_remove(&s);
+	scratch_remove(dir);
 }
 
 /* Past dirty-background-bytes the daemon writes back at once. */
@@ -175,20 +157,20 @@ static void test_background(void)
 	struct volume_params p = { .dirty_background_bytes = MiB,
 				   .dirty_expire_ms = 3600000,
 				   .writeback_interval_ms = 3600000 };
-	struct scratch s;
-	struct volume *vol = scratch_open(&s, &p);
+	char *dir;
+	struct volume *vol = scratch_open(&dir, &p);
 	unsigned char *data = pattern(4 * MiB, 2);
 	double t;
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(vol);
 	CU_ASSERT_EQUAL_FATAL(volume_start_writeback(vol), 0);
 	CU_ASSERT_EQUAL(volume_pwrite(vol, data, 4 * MiB, 0, 0), 0);
-	t = wait_written(vol, s.dir, data, 4 * MiB, 60);
+	t = wait_written(vol, dir, data, 4 * MiB, 60);
 	fprintf(stderr, "background writeback done after %.3f s\n", t);
 	CU_ASSERT(t >= 0 && t <= 4 * slack());
 	CU_ASSERT_EQUAL(volume_close(vol), 0);
 	free(data);
-	scratch_remove(&s);
+	scratch_remove(dir);
 }
 
 #define FLUSHERS 8
@@ -208,8 +190,8 @@ static void shared_flushes(bool daemon)
 	struct volume_params p = { .cache_size = 256 * MiB,
 				   .dirty_expire_ms = 3600000,
 				   .writeback_interval_ms = 3600000 };
-	struct scratch s;
-	struct volume *vol = scratch_open(&s, &p);
+	char *dir;
+	struct volume *vol = scratch_open(&dir, &p);
 	unsigned char *data = pattern(48 * MiB, 3);
 	pthread_t threads[FLUSHERS];
 	struct volume_stat before, after;
@@ -238,7 +220,7 @@ static void shared_flushes(bool daemon)
 	CU_ASSERT_EQUAL(after.dirty_bytes, 0);
 	CU_ASSERT_EQUAL(volume_close(vol), 0);
 	free(data);
-	scratch_remove(&s);
+	scratch_remove(dir);
 }
 
 static void test_shared_flushes_daemon(void)
@@ -265,14 +247,15 @@ static void test_backing_modes(void)
 		struct volume_params p = { .backing_io = modes[i] };
 		struct volume_stat st;
 		struct volume *vol;
-		struct scratch s;
+		char *dir;
 		int err;
 
-		CU_ASSERT_EQUAL_FATAL(scratch_create(&s), 0);
-		err = volume_open(s.dir, 0, &p, &vol);
+		dir = scratch_create();
+		CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+		err = volume_open(dir, 0, &p, &vol);
 		if (modes[i] == VOLUME_IO_DIRECT && err == -EINVAL) {
 			direct_ok = false;	/* the filesystem refuses it */
-			scratch_remove(&s);
+			scratch_remove(dir);
 			continue;
 		}
 		CU_ASSERT_EQUAL_FATAL(err, 0);
@@ -283,11 +266,11 @@ static void test_backing_modes(void)
 		CU_ASSERT_EQUAL(volume_pwrite(vol, data, 3 * MiB, 4096 + 17,
 					      0), 0);
 		CU_ASSERT_EQUAL(volume_close(vol), 0);
-		CU_ASSERT_EQUAL_FATAL(volume_open(s.dir, 0, &p, &vol), 0);
+		CU_ASSERT_EQUAL_FATAL(volume_open(dir, 0, &p, &vol), 0);
 		CU_ASSERT_EQUAL(volume_pread(vol, got, 3 * MiB, 4096 + 17), 0);
 		CU_ASSERT(memcmp(got, data, 3 * MiB) == 0);
 		CU_ASSERT_EQUAL(volume_close(vol), 0);
-		scratch_remove(&s);
+		scratch_remove(dir);
 	}
 	free(data);
 	free(got);
@@ -307,24 +290,24 @@ static uint64_t ag_allocated(const char *dir)
 static void trim_space(enum volume_discard discard)
 {
 	struct volume_params p = { .discard = discard };
-	struct scratch s;
-	struct volume *vol = scratch_open(&s, &p);
+	char *dir;
+	struct volume *vol = scratch_open(&dir, &p);
 	unsigned char *data = pattern(8 * MiB, 5);
 	uint64_t written, trimmed;
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(vol);
 	CU_ASSERT_EQUAL(volume_pwrite(vol, data, 8 * MiB, 0, 0), 0);
 	CU_ASSERT_EQUAL(volume_flush(vol), 0);
-	written = ag_allocated(s.dir);
+	written = ag_allocated(dir);
 	CU_ASSERT_EQUAL(volume_trim(vol, 8 * MiB, 0, 0), 0);
 	CU_ASSERT_EQUAL(volume_flush(vol), 0);
-	trimmed = ag_allocated(s.dir);
+	trimmed = ag_allocated(dir);
 	CU_ASSERT(written >= 8 * MiB);
 	CU_ASSERT(discard == VOLUME_DISCARD_PUNCH ? trimmed < MiB
 						  : trimmed == written);
 	CU_ASSERT_EQUAL(volume_close(vol), 0);
 	free(data);
-	scratch_remove(&s);
+	scratch_remove(dir);
 }
 
 static void test_discard_punch(void)
@@ -342,18 +325,19 @@ static void test_bad_params(void)
 {
 	struct volume_params p = { .cache_size = 8 * MiB,
 				   .dirty_bytes = 16 * MiB };
-	struct scratch s;
+	char *dir;
 	struct volume *vol = NULL;
 
-	CU_ASSERT_EQUAL_FATAL(scratch_create(&s), 0);
-	CU_ASSERT_EQUAL(volume_open(s.dir, 0, &p, &vol), -EINVAL);
+	dir = scratch_create();
+	CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+	CU_ASSERT_EQUAL(volume_open(dir, 0, &p, &vol), -EINVAL);
 	CU_ASSERT_PTR_NOT_NULL(strstr(tm_get_error(), "dirty-bytes"));
 	p.dirty_bytes = 2 * MiB;
 	p.dirty_background_bytes = 3 * MiB;
-	CU_ASSERT_EQUAL(volume_open(s.dir, 0, &p, &vol), -EINVAL);
+	CU_ASSERT_EQUAL(volume_open(dir, 0, &p, &vol), -EINVAL);
 	CU_ASSERT_PTR_NOT_NULL(strstr(tm_get_error(),
 				      "dirty-background-bytes"));
-	scratch_remove(&s);
+	scratch_remove(dir);
 }
 
 int main(void)
