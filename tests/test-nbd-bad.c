@@ -207,16 +207,19 @@ static void test_past_end(void)
 
 /* ---- garbage ---- */
 
-/* Random bytes instead of a handshake. */
-static void test_garbage_handshake(void)
+/*
+ * ROUNDS connections made by @connect, each sent random bytes (the rng
+ * seeded with @seed) and closed: the server must keep serving.
+ */
+static void send_garbage(int (*connect)(void), uint64_t seed)
 {
-	struct rng r = { 31 };
+	struct rng r = { seed };
 	unsigned char junk[4096];
 	size_t i;
 	int round, fd;
 
 	for (round = 0; round < ROUNDS; round++) {
-		fd = raw_connect();
+		fd = connect();
 		CU_ASSERT_FATAL(fd >= 0);
 		for (i = 0; i < sizeof junk; i++)
 			junk[i] = (unsigned char)rng_next(&r);
@@ -227,24 +230,16 @@ static void test_garbage_handshake(void)
 	CU_ASSERT(still_serving());
 }
 
+/* Random bytes instead of a handshake. */
+static void test_garbage_handshake(void)
+{
+	send_garbage(raw_connect, 31);
+}
+
 /* A good handshake, then random bytes instead of requests. */
 static void test_garbage_requests(void)
 {
-	struct rng r = { 37 };
-	unsigned char junk[4096];
-	size_t i;
-	int round, fd;
-
-	for (round = 0; round < ROUNDS; round++) {
-		fd = raw_handshake();
-		CU_ASSERT_FATAL(fd >= 0);
-		for (i = 0; i < sizeof junk; i++)
-			junk[i] = (unsigned char)rng_next(&r);
-		send_all(fd, junk, 1 + rng_below(&r, sizeof junk));
-		close(fd);
-	}
-	settle();
-	CU_ASSERT(still_serving());
+	send_garbage(raw_handshake, 37);
 }
 
 /* ---- hanging up mid-request ---- */
