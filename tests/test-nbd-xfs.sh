@@ -253,6 +253,19 @@ if thinmap_served; then
 		fail "allocated went down by $((before - after)), less than 3/4 of ${del_kb}K"
 fi
 
+# Unmount, xfs_repair -n (failing with @1 if it finds damage), take
+# everything down, and check the volume.
+repair_and_down()
+{
+	fs_umount || fail "umount"
+	xfs_repair -n "$loopdev" >"$tmpdir/repair.out" 2>&1 ||
+		{ cat "$tmpdir/repair.out"; fail "xfs_repair -n: $1"; }
+	down
+	if thinmap_served; then
+		expect_status 0 "$THINMAP" check "$vol"
+	fi
+}
+
 echo "== new files, xfs_repair"
 cp -a "$tmpdir/new" "$mnt/new"
 {
@@ -260,13 +273,7 @@ cp -a "$tmpdir/new" "$mnt/new"
 	(cd "$tmpdir" && sha256sum new/*)
 } >"$tmpdir/final.sums"
 flush
-fs_umount || fail "umount"
-xfs_repair -n "$loopdev" >"$tmpdir/repair.out" 2>&1 ||
-	{ cat "$tmpdir/repair.out"; fail "xfs_repair -n: the filesystem is damaged"; }
-down
-if thinmap_served; then
-	expect_status 0 "$THINMAP" check "$vol"
-fi
+repair_and_down "the filesystem is damaged"
 
 echo "== again, after a restart"
 up
@@ -279,12 +286,6 @@ for d in "${deleted[@]}"; do
 done
 [ "$(find "$mnt/doc" "$mnt/new" -type f | wc -l)" -eq \
 	"$(wc -l <"$tmpdir/final.sums")" ] || fail "the file count differs"
-fs_umount || fail "umount"
-xfs_repair -n "$loopdev" >"$tmpdir/repair.out" 2>&1 ||
-	{ cat "$tmpdir/repair.out"; fail "xfs_repair -n after the restart"; }
-down
-if thinmap_served; then
-	expect_status 0 "$THINMAP" check "$vol"
-fi
+repair_and_down "after the restart"
 echo "== $((SECONDS - t0))s"
 echo "PASS"
