@@ -128,26 +128,7 @@ void backing_close(struct backing *b)
 	memset(b, 0, sizeof *b);
 }
 
-int backing_read(struct backing *b, uint32_t ag, void *buf, size_t len,
-		 uint64_t off)
-{
-	char *p = buf;
-
-	while (len > 0) {
-		ssize_t r = pread(b->fds[ag], p, len, (off_t)off);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return r < 0 ? -errno : -EIO;
-		p += r;
-		len -= (size_t)r;
-		off += (uint64_t)r;
-	}
-	return 0;
-}
-
-/* Step @iov past @n bytes written; returns the new iovcnt. */
+/* Step @iov past @n bytes done; returns the new iovcnt. */
 static int iov_advance(struct iovec **iov, int iovcnt, size_t n)
 {
 	while (iovcnt > 0 && n >= (*iov)->iov_len) {
@@ -162,16 +143,23 @@ static int iov_advance(struct iovec **iov, int iovcnt, size_t n)
 	return iovcnt;
 }
 
-/* Write all of @iov at @off of AG @ag: 0 or -errno. */
-static int writev_all(struct backing *b, uint32_t ag, const struct iovec *iov,
-		      int iovcnt, uint64_t off)
+/*
+ * Write (@write) or read all of @iov at @off of AG @ag but the first
+ * @done bytes, retrying short transfers; reading past the end of the
+ * file is -EIO.  0 or -errno.
+ */
+static int rw_all(struct backing *b, uint32_t ag, const struct iovec *iov,
+		  int iovcnt, uint64_t off, size_t done, bool write)
 {
 	struct iovec local[BACKING_IOV_MAX], *cur = local;
-	int n = iovcnt;
+	int n;
 
 	memcpy(local, iov, (size_t)iovcnt * sizeof *iov);
+	n = iov_advance(&cur, iovcnt, done);
+	off += done;
 	while (n > 0) {
-		ssize_t r = pwritev(b->fds[ag], cur, n, (off_t)off);
+		ssize_t r = write ? pwritev(b->fds[ag], cur, n, (off_t)off)
+				  : preadv(b->fds[ag], cur, n, (off_t)off);
 
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -181,6 +169,14 @@ static int writev_all(struct backing *b, uint32_t ag, const struct iovec *iov,
 		n = iov_advance(&cur, n, (size_t)r);
 	}
 	return 0;
+}
+
+int backing_read(struct backing *b, uint32_t ag, void *buf, size_t len,
+		 uint64_t off)
+{
+	struct iovec iov = { buf, len };
+
+	return rw_all(b, ag, &iov, 1, off, 0, false);
 }
 
 /* @w is done with @result: queue it for backing_reap(). */
@@ -199,8 +195,8 @@ void backing_submit_writev(struct backing *b, struct backing_write *w)
 	assert(b->inflight + b->nr_done < BACKING_QUEUE_DEPTH);
 	__atomic_store_n(&b->dirty[w->ag], true, __ATOMIC_RELAXED);
 	if (err || !b->have_ring) {
-		complete_now(b, w, err ? err : writev_all(b, w->ag, w->iov,
-							  w->iovcnt, w->off));
+		complete_now(b, w, err ? err : rw_all(b, w->ag, w->iov,
+						      w->iovcnt, w->off, 0, true));
 		return;
 	}
 	sqe = io_uring_get_sqe(&b->ring);	/* the depth guarantees one */
@@ -222,19 +218,10 @@ void backing_submit_writev(struct backing *b, struct backing_write *w)
 static int finish_write(struct backing *b, struct backing_write *w,
 			int done)
 {
-	struct iovec rest[BACKING_IOV_MAX], *cur = rest;
-	size_t total = 0;
-	int i, n;
-
 	if (done < 0)
 		return done;
-	for (i = 0; i < w->iovcnt; i++)
-		total += w->iov[i].iov_len;
-	if ((size_t)done == total)
-		return 0;
-	memcpy(rest, w->iov, (size_t)w->iovcnt * sizeof *rest);
-	n = iov_advance(&cur, w->iovcnt, (size_t)done);
-	return writev_all(b, w->ag, cur, n, w->off + (uint64_t)done);
+	return rw_all(b, w->ag, w->iov, w->iovcnt, w->off, (size_t)done,
+		      true);
 }
 
 struct backing_write *backing_reap(struct backing *b, bool wait)
