@@ -466,7 +466,6 @@ size_t pagecache_dirty_indices(struct pagecache *pc, uint64_t start,
 	return n;
 }
 
-
 /*
  * Sorted indices of the cached folios in [@start, @stop) into @out (room
  * for max_folios); returns how many.
