@@ -4,10 +4,11 @@
  * seed 004's iomap_writepages() and iomap_writepage_map().
  *
  * The walk locks one folio at a time and moves its dirty blocks to
- * writeback (folio_start_writeback) as it adds them to an ioend; the ioend
- * holds a reference to each of its folios, and its completion ends their
- * writeback, locking them one at a time.  The walk lets go of its folio
- * while an ioend is written: nobody ever holds two folio locks.  Meanwhile
+ * writeback (folio_start_writeback) as it adds them to an ioend; the write
+ * carrying the ioend holds a reference to each of its folios, and its
+ * completion ends their writeback, locking them one at a time.  The walk
+ * lets go of its folio while a write is started: nobody ever holds two
+ * folio locks.  Meanwhile
  * the folio's blocks under writeback cannot change, and its dirty blocks
  * can only become more.
  */
@@ -15,29 +16,37 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 
 #include "thinmap/writeback.h"
 
-/* End the writeback of @ioend's blocks and give the ioend back. */
-static void ioend_release(struct writepage_ctx *wpc, struct ioend *ioend)
+/*
+ * End the writeback of @w's blocks, each with its ioend's error, and give
+ * the write back.
+ */
+static void write_release(struct writepage_ctx *wpc, struct wb_write *w)
 {
-	int i;
+	int i, s;
 
-	for (i = 0; i < ioend->nr_segs; i++) {
-		struct ioend_seg *seg = &ioend->segs[i];
+	for (i = 0; i < w->nr_ioends; i++) {
+		const struct ioend *ioend = &w->ioends[i];
 
-		pthread_mutex_lock(&seg->folio->lock);
-		folio_end_writeback(wpc->cache, seg->folio, seg->first, seg->n,
-				    ioend->error);
-		pthread_mutex_unlock(&seg->folio->lock);
-		if (i + 1 == ioend->nr_segs ||
-		    ioend->segs[i + 1].folio != seg->folio)
-			folio_put(wpc->cache, seg->folio);
+		for (s = ioend->first_seg;
+		     s < ioend->first_seg + ioend->nr_segs; s++) {
+			struct ioend_seg *seg = &w->segs[s];
+
+			pthread_mutex_lock(&seg->folio->lock);
+			folio_end_writeback(wpc->cache, seg->folio, seg->first,
+					    seg->n, ioend->error);
+			pthread_mutex_unlock(&seg->folio->lock);
+			if (s + 1 == w->nr_segs ||
+			    w->segs[s + 1].folio != seg->folio)
+				folio_put(wpc->cache, seg->folio);
+		}
+		if (ioend->error && !wpc->error)
+			wpc->error = ioend->error;
 	}
-	if (ioend->error && !wpc->error)
-		wpc->error = ioend->error;
-	ioend->nr_segs = 0;
-	wpc->free[wpc->nr_free++] = ioend;
+	wpc->free[wpc->nr_free++] = w;
 }
 
 /*
@@ -69,146 +78,167 @@ static int ioend_cmp(const void *a, const void *b)
 }
 
 /*
- * Completion of the ioends @done[0 .. @n): sorted, merged where they
- * continue each other (iomap_sort_ioends, iomap_ioend_try_merge), each
- * merged run told to the volume once, then their blocks released.
+ * Completion of the writes @done[0 .. @n): their ioends sorted, merged
+ * where they continue each other (iomap_sort_ioends,
+ * iomap_ioend_try_merge), each merged run told to the volume once (its
+ * error then the error of every ioend in it), then their blocks released.
  */
-static void ioends_complete(struct writepage_ctx *wpc, struct ioend **done,
+static void writes_complete(struct writepage_ctx *wpc, struct wb_write **done,
 			    int n)
 {
+	struct ioend **ioends = wpc->done;
 	uint64_t size;
-	int i, j;
+	int nr = 0, i, j, k;
 
-	qsort(done, (size_t)n, sizeof *done, ioend_cmp);
-	for (i = 0; i < n; i = j) {
-		size = done[i]->size;
-		for (j = i + 1; j < n && ioend_can_merge(done[j - 1], done[j]);
-		     j++)
-			done[i]->size += done[j]->size;
-		wpc->ops->end_io(wpc, done[i]);
-		done[i]->size = size;
-		for (; i < j; i++)
-			ioend_release(wpc, done[i]);
+	for (i = 0; i < n; i++)
+		for (j = 0; j < done[i]->nr_ioends; j++) {
+			done[i]->ioends[j].error = done[i]->io.result;
+			ioends[nr++] = &done[i]->ioends[j];
+		}
+	qsort(ioends, (size_t)nr, sizeof *ioends, ioend_cmp);
+	for (i = 0; i < nr; i = j) {
+		size = ioends[i]->size;
+		for (j = i + 1;
+		     j < nr && ioend_can_merge(ioends[j - 1], ioends[j]); j++)
+			ioends[i]->size += ioends[j]->size;
+		wpc->ops->end_io(wpc, ioends[i]);
+		ioends[i]->size = size;
+		for (k = i + 1; k < j; k++)
+			ioends[k]->error = ioends[i]->error;
 	}
+	for (i = 0; i < n; i++)
+		write_release(wpc, done[i]);
 }
 
 /*
  * Reap completed writes, waiting for at least one if @wait (and one is in
- * flight), and complete their ioends.
+ * flight), and complete them.
  */
-static void ioends_reap(struct writepage_ctx *wpc, bool wait)
+static void writes_reap(struct writepage_ctx *wpc, bool wait)
 {
-	struct ioend *done[BACKING_QUEUE_DEPTH];
-	struct backing_write *w;
+	struct wb_write *done[BACKING_QUEUE_DEPTH];
+	struct backing_write *io;
 	int n = 0;
 
-	while ((w = backing_reap(wpc->backing, wait && n == 0))) {
-		struct ioend *ioend = (struct ioend *)w;
-
-		ioend->error = w->result;
-		done[n++] = ioend;
-	}
+	while ((io = backing_reap(wpc->backing, wait && n == 0)))
+		done[n++] = (struct wb_write *)io;
 	if (n)
-		ioends_complete(wpc, done, n);
+		writes_complete(wpc, done, n);
 }
 
-/* Start writing the ioend being built, as one vectored write. */
-static void ioend_submit(struct writepage_ctx *wpc)
+/* Start the write being built, straight from its folios. */
+static void write_submit(struct writepage_ctx *wpc)
 {
-	struct ioend *ioend = wpc->ioend;
+	struct wb_write *w = wpc->write;
 	unsigned int shift = wpc->cache->block_shift;
 	int i;
 
-	if (!ioend)
+	if (!w)
 		return;
-	wpc->ioend = NULL;
-	for (i = 0; i < ioend->nr_segs; i++) {
-		ioend->iov[i].iov_base = ioend->segs[i].folio->data +
-					 ((size_t)ioend->segs[i].first << shift);
-		ioend->iov[i].iov_len = (size_t)ioend->segs[i].n << shift;
+	wpc->write = NULL;
+	for (i = 0; i < w->nr_segs; i++) {
+		w->iov[i].iov_base = w->segs[i].folio->data +
+				     ((size_t)w->segs[i].first << shift);
+		w->iov[i].iov_len = (size_t)w->segs[i].n << shift;
 	}
-	ioend->write = (struct backing_write){
-		.ag = ioend->ag,
-		.off = ioend->addr,
-		.iov = ioend->iov,
-		.iovcnt = ioend->nr_segs,
-	};
-	backing_submit_writev(wpc->backing, &ioend->write);
+	w->io.iov = w->iov;
+	w->io.iovcnt = w->nr_segs;
+	backing_submit_writev(wpc->backing, &w->io);
 }
 
 /*
- * Can [@pos, @pos + @len), at @addr of the current mapping, go on the end
- * of the ioend being built?  (iomap_can_add_to_ioend)
+ * Can @len bytes at @addr of AG @ag go on the end of the write being
+ * built?  (iomap_can_add_to_ioend, for the physical side)
  */
-static bool ioend_can_add(const struct writepage_ctx *wpc, uint64_t pos,
-			  uint64_t len, uint64_t addr)
+static bool write_can_add(const struct writepage_ctx *wpc, uint32_t ag,
+			  uint64_t addr, uint64_t len)
 {
-	const struct ioend *ioend = wpc->ioend;
+	const struct wb_write *w = wpc->write;
 
-	return ioend &&
-	       ioend_continues(ioend, wpc->iomap.type, wpc->iomap.ag, pos,
-			       addr) &&
-	       ioend->size + len <= IOEND_MAX_BYTES &&
-	       ioend->nr_segs < BACKING_IOV_MAX;
+	return w && w->io.ag == ag && w->io.off + w->size == addr &&
+	       w->size + len <= IOEND_MAX_BYTES &&
+	       w->nr_segs < BACKING_IOV_MAX;
 }
 
 /*
- * Start a new ioend at @pos, @addr of the current mapping, once an idle
- * one is free (reaping completions for it).
+ * Start a new write at @addr of AG @ag, once an idle one is free (reaping
+ * completions for it).
  */
-static void ioend_start(struct writepage_ctx *wpc, uint64_t pos,
-			uint64_t addr)
+static void write_start(struct writepage_ctx *wpc, uint32_t ag, uint64_t addr)
 {
-	struct ioend *ioend;
+	struct wb_write *w;
 
 	while (!wpc->nr_free)
-		ioends_reap(wpc, true);
-	ioend = wpc->free[--wpc->nr_free];
-	ioend->offset = pos;
-	ioend->size = 0;
-	ioend->ag = wpc->iomap.ag;
-	ioend->addr = addr;
-	ioend->type = wpc->iomap.type;
-	ioend->error = 0;
-	ioend->nr_segs = 0;
-	wpc->ioend = ioend;
+		writes_reap(wpc, true);
+	w = wpc->free[--wpc->nr_free];
+	w->io = (struct backing_write){ .ag = ag, .off = addr };
+	w->size = 0;
+	w->nr_segs = w->nr_ioends = 0;
+	wpc->write = w;
+}
+
+/*
+ * The ioend of the write being built that blocks of the current mapping
+ * at @pos, @addr go in: its last if they continue it, else a new one.
+ */
+static struct ioend *ioend_for(struct writepage_ctx *wpc, uint64_t pos,
+			       uint64_t addr)
+{
+	struct wb_write *w = wpc->write;
+	struct ioend *ioend;
+
+	if (w->nr_ioends) {
+		ioend = &w->ioends[w->nr_ioends - 1];
+		if (ioend_continues(ioend, wpc->iomap.type, wpc->iomap.ag, pos,
+				    addr))
+			return ioend;
+	}
+	ioend = &w->ioends[w->nr_ioends++];
+	*ioend = (struct ioend){ .offset = pos, .ag = wpc->iomap.ag,
+				 .addr = addr, .type = wpc->iomap.type,
+				 .first_seg = w->nr_segs };
+	return ioend;
 }
 
 /*
  * Add blocks [@blk, @blk + @n) of @folio, mapped by wpc->iomap, to an
- * ioend (iomap_add_to_ioend): the current one if they continue it, else a
- * new one after the current is written (with @folio unlocked meanwhile).
- * The blocks go from dirty to writeback.
+ * ioend (iomap_add_to_ioend) of the write being built if they follow it
+ * physically, else of a new write after that one is started (with @folio
+ * unlocked meanwhile).  The blocks go from dirty to writeback.
  */
 static void add_to_ioend(struct writepage_ctx *wpc, struct folio *folio,
 			 unsigned int blk, unsigned int n)
 {
 	struct pagecache *pc = wpc->cache;
-	struct ioend *ioend;
 	uint64_t pos = (folio->index << pc->page_shift) +
 		       ((uint64_t)blk << pc->block_shift);
 	uint64_t len = (uint64_t)n << pc->block_shift;
 	uint64_t addr = wpc->iomap.addr + (pos - wpc->iomap.offset);
 	struct ioend_seg *last;
+	struct ioend *ioend;
+	struct wb_write *w;
 
-	if (!ioend_can_add(wpc, pos, len, addr)) {
+	if (!write_can_add(wpc, wpc->iomap.ag, addr, len)) {
 		pthread_mutex_unlock(&folio->lock);
-		ioend_submit(wpc);
-		ioends_reap(wpc, false);
-		ioend_start(wpc, pos, addr);
+		write_submit(wpc);
+		writes_reap(wpc, false);
+		write_start(wpc, wpc->iomap.ag, addr);
 		pthread_mutex_lock(&folio->lock);
 	}
-	ioend = wpc->ioend;
-	last = ioend->nr_segs ? &ioend->segs[ioend->nr_segs - 1] : NULL;
-	if (last && last->folio == folio && last->first + last->n == blk) {
+	w = wpc->write;
+	ioend = ioend_for(wpc, pos, addr);
+	last = w->nr_segs ? &w->segs[w->nr_segs - 1] : NULL;
+	if (ioend->nr_segs && last->folio == folio &&
+	    last->first + last->n == blk) {
 		last->n += n;
 	} else {
 		if (!last || last->folio != folio)
 			folio_hold(pc, folio);
-		ioend->segs[ioend->nr_segs++] =
-			(struct ioend_seg){ folio, blk, n };
+		w->segs[w->nr_segs++] = (struct ioend_seg){ folio, blk, n };
+		ioend->nr_segs++;
 	}
 	ioend->size += len;
+	w->size += len;
 	folio_start_writeback(pc, folio, blk, n);
 }
 
@@ -284,9 +314,9 @@ int iomap_writepages(struct writepage_ctx *wpc,
 		pthread_mutex_unlock(&folio->lock);
 		folio_put(pc, folio);
 	}
-	ioend_submit(wpc);
+	write_submit(wpc);
 	while (wpc->nr_free < BACKING_QUEUE_DEPTH)
-		ioends_reap(wpc, true);
+		writes_reap(wpc, true);
 	return wpc->error;
 }
 
@@ -301,10 +331,12 @@ int writepage_ctx_init(struct writepage_ctx *wpc,
 	wpc->cache = cache;
 	wpc->backing = backing;
 	wpc->indices = calloc(cache->max_folios, sizeof(uint64_t));
-	if (!wpc->indices)
+	wpc->done = calloc(BACKING_QUEUE_DEPTH * BACKING_IOV_MAX,
+			   sizeof(struct ioend *));
+	if (!wpc->indices || !wpc->done)
 		return -ENOMEM;
 	for (; wpc->nr_free < BACKING_QUEUE_DEPTH; wpc->nr_free++) {
-		wpc->free[wpc->nr_free] = malloc(sizeof(struct ioend));
+		wpc->free[wpc->nr_free] = malloc(sizeof(struct wb_write));
 		if (!wpc->free[wpc->nr_free])
 			return -ENOMEM;
 	}
@@ -313,9 +345,11 @@ int writepage_ctx_init(struct writepage_ctx *wpc,
 
 void writepage_ctx_destroy(struct writepage_ctx *wpc)
 {
-	assert(!wpc->ioend);
+	assert(!wpc->write);
 	while (wpc->nr_free > 0)
 		free(wpc->free[--wpc->nr_free]);
 	free(wpc->indices);
+	free(wpc->done);
 	wpc->indices = NULL;
+	wpc->done = NULL;
 }

@@ -8,11 +8,12 @@
  * volume's writeback ops map blocks (turning delalloc into real blocks)
  * and learn of each finished ioend, to record its mapping.  An ioend
  * grows while the logical and physical ranges stay contiguous and the type
- * is the same, up to IOEND_MAX_BYTES.
+ * is the same; a write carries ioends while they stay physically
+ * contiguous, up to IOEND_MAX_BYTES.
  *
  * Blocks in an ioend are under writeback (pagecache.h): writers wait for
- * it to end before they change them.  Up to BACKING_QUEUE_DEPTH ioends
- * are in flight at once; completed ones are sorted and merged
+ * it to end before they change them.  Up to BACKING_QUEUE_DEPTH writes
+ * are in flight at once; completed ioends are sorted and merged
  * (iomap_sort_ioends, iomap_ioend_try_merge) before the volume hears of
  * them, so that it records one mapping for many ioends.  One writeback
  * runs at a time, and it has the backing files' ring to itself: the
@@ -29,23 +30,41 @@
 
 #define IOEND_MAX_BYTES (UINT64_C(4) << 20)
 
-/* A run of blocks of one folio in an ioend. */
+/* A run of blocks of one folio in a write. */
 struct ioend_seg {
 	struct folio *folio;
 	unsigned int first, n;		/* blocks */
 };
 
+/*
+ * Blocks written back together that are contiguous both logically and
+ * physically, of one type: the unit of completion (the kernel's struct
+ * iomap_ioend).  Its blocks are the segs [first_seg, first_seg + nr_segs)
+ * of the write that carries it.
+ */
 struct ioend {
-	struct backing_write write;	/* its I/O: as the kernel's io_bio */
 	uint64_t offset;		/* logical start, bytes */
 	uint64_t size;			/* bytes */
 	uint32_t ag;
 	uint64_t addr;			/* start in the AG file, bytes */
 	uint16_t type;			/* IOMAP_MAPPED or IOMAP_UNWRITTEN */
 	int error;			/* of the write: 0 or -errno */
-	int nr_segs;
+	int first_seg, nr_segs;
+};
+
+/*
+ * One vectored write to an AG file, carrying ioends that follow each
+ * other physically but not always logically: sparse blocks allocated side
+ * by side go out as one write, as the kernel's block layer merges the bios
+ * of such ioends in its plug (blk_attempt_plug_merge).
+ */
+struct wb_write {
+	struct backing_write io;	/* first: backing_reap() returns it */
+	uint64_t size;			/* bytes */
+	int nr_segs, nr_ioends;
 	struct ioend_seg segs[BACKING_IOV_MAX];
 	struct iovec iov[BACKING_IOV_MAX];
+	struct ioend ioends[BACKING_IOV_MAX];	/* each has a seg or more */
 };
 
 /* Which dirty folios a writeback pass takes (the kernel's wbc). */
@@ -81,9 +100,10 @@ struct writepage_ctx {
 	struct backing *backing;
 	struct iomap iomap;		/* the last mapping from map_blocks */
 	uint64_t seq;			/* the volume's, for iomap */
-	struct ioend *ioend;		/* the one being built, or NULL */
-	struct ioend *free[BACKING_QUEUE_DEPTH];	/* idle ioends */
+	struct wb_write *write;		/* the one being built, or NULL */
+	struct wb_write *free[BACKING_QUEUE_DEPTH];	/* idle writes */
 	int nr_free;
+	struct ioend **done;		/* room for every ioend in flight */
 	uint64_t *indices;		/* room for cache->max_folios */
 	int error;			/* the first error of this pass */
 };
