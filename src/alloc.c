@@ -501,6 +501,20 @@ static void ag_neighbours(struct alloc_ag *ag, uint32_t agbno,
 		bno_decode(&cur, right);
 }
 
+bool alloc_is_free(struct alloc *a, uint64_t pblk, uint32_t len)
+{
+	uint32_t agno = PBLK_AG(pblk), agbno = PBLK_AGBNO(pblk);
+	struct fext left, right;
+
+	if (agno >= a->ag_count)
+		return false;
+	pthread_mutex_lock(&a->ags[agno].lock);
+	ag_neighbours(&a->ags[agno], agbno, &left, &right);
+	pthread_mutex_unlock(&a->ags[agno].lock);
+	return left.len && left.agbno <= agbno &&
+	       (uint64_t)agbno + len <= (uint64_t)left.agbno + left.len;
+}
+
 /*
  * Refuse to free [@agbno, @agbno + @len) of AG @agno, which overlaps the
  * free extent @fe: set the message, return -EFSCORRUPTED.

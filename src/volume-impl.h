@@ -46,6 +46,7 @@ struct volume {
 	pthread_rwlock_t map_lock;
 	struct emap map;	/* under map_lock */
 	struct alloc alloc;
+	uint64_t pack_next;	/* under map_lock: where small extents go */
 	enum volume_discard discard;
 	/* Under meta_lock: */
 	struct writepage_ctx *wpc;
@@ -70,6 +71,9 @@ struct volume {
 	struct wb_daemon *daemon;	/* NULL unless started */
 	uint32_t dirty_expire_ms, writeback_interval_ms;
 };
+
+/* Extents shorter than this are packed when sparse (alloc_hint()). */
+#define PACK_MAX_BYTES (UINT64_C(64) << 10)
 
 /* Most pending records before a trim or zero commits them itself. */
 #define PENDING_MAX 16384
@@ -111,21 +115,16 @@ int volume_writeback_cb(void *vol, bool wait);
 void volume_stop_writeback(struct volume *vol);
 
 /*
- * Where to allocate the blocks for logical [@lblk, @lblk + @len), a pblk
- * (xfs_bmap_adjacent()): where the nearer of its allocated logical
- * neighbours puts it if physical distances follow logical ones, so that a
- * range written in any order ends up contiguous; else its place in its
- * home AG (alloc_home_hint()).  The caller holds map_lock.
+ * Allocate blocks for logical [@lblk, @lblk + @len) (from the delalloc
+ * reservation if @reserved) where they belong: packed after the last
+ * small extent packed if small and sparse, else contiguous with their
+ * logical neighbours or at their home (volume-iomap.c: alloc_hint()).
+ * The first block in *@pblk, how many in *@got (1 to @len: no more than
+ * fit in one AG).  The caller holds map_lock exclusive.  Returns 0,
+ * -ENOSPC, -ENOMEM.
  */
-uint64_t volume_alloc_hint(struct volume *vol, uint64_t lblk, uint64_t len);
-
-/*
- * How many of @len blocks to allocate at @hint: no more than fit between
- * the hint and the end of its AG (the rest gets its own hint, in the next
- * AG's region), nor than AG_MAX_BLOCKS.
- */
-uint64_t volume_alloc_len(const struct volume *vol, uint64_t hint,
-			  uint64_t len);
+int volume_alloc_blocks(struct volume *vol, uint64_t lblk, uint64_t len,
+			bool reserved, uint64_t *pblk, uint32_t *got);
 
 /*
  * Remove the DELALLOC blocks of [@lblk, @lblk + @nblks) that hold no

@@ -233,7 +233,6 @@ out:
 static int make_unwritten(struct volume *vol, const struct extent *ext,
 			  struct extent *u)
 {
-	uint64_t hint;
 	uint32_t got;
 	int err;
 
@@ -243,10 +242,8 @@ static int make_unwritten(struct volume *vol, const struct extent *ext,
 		return emap_set(&vol->map, u);
 	if (ext->state == EXT_UNWRITTEN)
 		return 0;
-	hint = volume_alloc_hint(vol, ext->lblk, ext->len);
-	err = alloc_extent(&vol->alloc, hint,
-			   (uint32_t)volume_alloc_len(vol, hint, ext->len),
-			   ext->state == EXT_DELALLOC, &u->pblk, &got);
+	err = volume_alloc_blocks(vol, ext->lblk, ext->len,
+				  ext->state == EXT_DELALLOC, &u->pblk, &got);
 	if (err)
 		return err;
 	u->len = got;

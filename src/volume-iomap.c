@@ -115,7 +115,20 @@ static uint64_t hint_from(const struct volume *vol, const struct extent *nbr,
 	return PBLK(PBLK_AG(nbr->pblk), agbno);
 }
 
-uint64_t volume_alloc_hint(struct volume *vol, uint64_t lblk, uint64_t len)
+/*
+ * Where to allocate the blocks for logical [@lblk, @lblk + @len), a pblk,
+ * and whether that packs them (*@pack).  A small extent goes right next
+ * to an allocated logical neighbour it touches if that space is free;
+ * else right after the last one packed, so that sparse random writes go
+ * out as one sequential write (ext4's locality-group preallocation for
+ * small requests, mb_stream_req).  Other extents go where the nearer
+ * allocated logical neighbour puts them if physical distances follow
+ * logical ones (xfs_bmap_adjacent()), so that a range written in any
+ * order ends up contiguous; else to their place in their home AG
+ * (alloc_home_hint()).  The caller holds map_lock.
+ */
+static uint64_t alloc_hint(struct volume *vol, uint64_t lblk, uint64_t len,
+			   bool *pack)
 {
 	struct extent left, right;
 	uint64_t hl, hr;
@@ -123,6 +136,20 @@ uint64_t volume_alloc_hint(struct volume *vol, uint64_t lblk, uint64_t len)
 	emap_lookup_near(&vol->map, lblk, lblk + len, &left, &right);
 	hl = hint_from(vol, &left, lblk);
 	hr = hint_from(vol, &right, lblk);
+	*pack = false;
+	if (len < (PACK_MAX_BYTES >> vol->blkbits)) {
+		if (hl != PBLK_NULL && extent_end(&left) == lblk &&
+		    alloc_is_free(&vol->alloc, hl, len))
+			return hl;
+		if (hr != PBLK_NULL && right.lblk == lblk + len &&
+		    alloc_is_free(&vol->alloc, hr, len))
+			return hr;
+		*pack = true;
+		if (vol->pack_next != PBLK_NULL &&
+		    PBLK_AGBNO(vol->pack_next) < vol->sb.ag_blocks)
+			return vol->pack_next;
+		return alloc_home_hint(&vol->alloc, lblk, vol->nr_blocks);
+	}
 	if (hl != PBLK_NULL &&
 	    (hr == PBLK_NULL || lblk - extent_end(&left) <= right.lblk - lblk))
 		return hl;
@@ -131,7 +158,12 @@ uint64_t volume_alloc_hint(struct volume *vol, uint64_t lblk, uint64_t len)
 	return alloc_home_hint(&vol->alloc, lblk, vol->nr_blocks);
 }
 
-uint64_t volume_alloc_len(const struct volume *vol, uint64_t hint,
+/*
+ * How many of @len blocks to allocate at @hint: no more than fit between
+ * the hint and the end of its AG (the rest gets its own hint, in the next
+ * AG's region), nor than AG_MAX_BLOCKS.
+ */
+static uint64_t alloc_len(const struct volume *vol, uint64_t hint,
 			  uint64_t len)
 {
 	uint64_t room = vol->sb.ag_blocks - PBLK_AGBNO(hint);
@@ -141,6 +173,20 @@ uint64_t volume_alloc_len(const struct volume *vol, uint64_t hint,
 	return len < AG_MAX_BLOCKS ? len : AG_MAX_BLOCKS;
 }
 
+int volume_alloc_blocks(struct volume *vol, uint64_t lblk, uint64_t len,
+			bool reserved, uint64_t *pblk, uint32_t *got)
+{
+	bool pack;
+	uint64_t hint = alloc_hint(vol, lblk, len, &pack);
+	int err = alloc_extent(&vol->alloc, hint,
+			       (uint32_t)alloc_len(vol, hint, len), reserved,
+			       pblk, got);
+
+	if (!err && pack)
+		vol->pack_next = *pblk + *got;
+	return err;
+}
+
 /*
  * Allocate real blocks for the whole delalloc extent @ext, from its
  * reservation, and map them UNWRITTEN.  The caller holds map_lock
@@ -148,16 +194,13 @@ uint64_t volume_alloc_len(const struct volume *vol, uint64_t hint,
  */
 static int convert_delalloc(struct volume *vol, const struct extent *ext)
 {
-	uint64_t lblk = ext->lblk, left = ext->len, hint, len;
+	uint64_t lblk = ext->lblk, left = ext->len;
 	struct extent u = { .state = EXT_UNWRITTEN };
 	uint32_t got;
 	int err;
 
 	while (left > 0) {
-		hint = volume_alloc_hint(vol, lblk, left);
-		len = volume_alloc_len(vol, hint, left);
-		err = alloc_extent(&vol->alloc, hint, (uint32_t)len, true,
-				   &u.pblk, &got);
+		err = volume_alloc_blocks(vol, lblk, left, true, &u.pblk, &got);
 		if (err)	/* the reservation guarantees the space */
 			return err == -ENOSPC ? -EIO : err;
 		u.lblk = lblk;

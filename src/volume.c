@@ -278,6 +278,7 @@ int volume_open(const char *dir, unsigned int flags,
 	}
 	vol->flags = flags;
 	vol->dirfd = -1;
+	vol->pack_next = PBLK_NULL;
 	emap_init(&vol->map);
 	pthread_rwlock_init(&vol->invalidate_lock, NULL);
 	pthread_mutex_init(&vol->meta_lock, NULL);

@@ -754,7 +754,8 @@ static void test_fragmentation(void)
 /*
  * The same with a 4 MiB cache, so folios are written back (and
  * allocated) in the shuffled order under memory pressure: the allocation
- * hints (volume_alloc_hint()) still put every block in logical order.
+ * hints (alloc_hint() in volume-iomap.c) still put every block in logical
+ * order.
  */
 static void test_fragmentation_pressure(void)
 {

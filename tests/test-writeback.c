@@ -4,7 +4,8 @@
  * the AG files within dirty-expire + writeback-interval without a flush,
  * and as soon as it passes dirty-background-bytes; concurrent flushes
  * share passes; every backing-io mode keeps the data; discard=punch gives
- * trimmed space back to the filesystem and discard=ignore does not.
+ * trimmed space back to the filesystem and discard=ignore does not;
+ * sparse small writes are packed side by side.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -359,6 +360,50 @@ static void test_bad_params(void)
 	scratch_remove(dir);
 }
 
+/* Counts the MAPPED blocks and the physical runs they make, in order. */
+struct run_walk {
+	uint64_t blocks, runs, next_pblk;
+};
+
+static int run_one(void *arg, const struct extent *ext)
+{
+	struct run_walk *w = arg;
+
+	if (ext->state != EXT_MAPPED)
+		return 0;
+	w->runs += ext->pblk != w->next_pblk;
+	w->next_pblk = ext->pblk + ext->len;
+	w->blocks += ext->len;
+	return 0;
+}
+
+/*
+ * 4 KiB writes 1 MiB apart, in shuffled order, are packed: they land in
+ * logical order in one physical run, and go out as one write.
+ */
+static void test_sparse_packed(void)
+{
+	const int n = SIZE / MiB;
+	struct run_walk w = { 0, 0, PBLK_NULL };
+	unsigned char *buf = pattern(4096, 9);
+	char *dir;
+	struct volume *vol = scratch_open(&dir, NULL);
+	int i;
+
+	CU_ASSERT_FATAL(vol && buf);
+	for (i = 0; i < n; i++)
+		CU_ASSERT_EQUAL(volume_pwrite(vol, buf, 4096,
+					      (uint64_t)(i * 37 % n) * MiB, 0),
+				0);
+	CU_ASSERT_EQUAL(volume_flush(vol), 0);
+	CU_ASSERT_EQUAL(volume_map(vol, run_one, &w), 0);
+	CU_ASSERT_EQUAL(w.blocks, (uint64_t)n);
+	CU_ASSERT_EQUAL(w.runs, 1);
+	CU_ASSERT_EQUAL(volume_close(vol), 0);
+	scratch_remove(dir);
+	free(buf);
+}
+
 int main(void)
 {
 	static const struct unit_test tests[] = {
@@ -370,6 +415,7 @@ int main(void)
 		{ "discard=punch", test_discard_punch },
 		{ "discard=ignore", test_discard_ignore },
 		{ "bad parameters", test_bad_params },
+		{ "sparse small writes are packed", test_sparse_packed },
 		{ NULL, NULL },
 	};
 

@@ -83,6 +83,13 @@ int alloc_extent(struct alloc *a, uint64_t hint, uint32_t len, bool from_resv,
 		 uint64_t *pblk, uint32_t *got);
 
 /*
+ * Are [@pblk, @pblk + @len) all free (reserved or not)?  Takes the AG
+ * lock; the answer may be stale by the time it is used.  False for blocks
+ * outside the AGs.
+ */
+bool alloc_is_free(struct alloc *a, uint64_t pblk, uint32_t len);
+
+/*
  * Return [@pblk, @pblk + @len) to free space, merging with free
  * neighbours.  Returns 0, -EFSCORRUPTED (message set) if any of the blocks
  * is outside its AG or already free (a double free: nothing is changed),
