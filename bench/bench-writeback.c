@@ -7,11 +7,13 @@
  *      same filesystem's raw sequential O_DIRECT write speed (dd
  *      oflag=direct conv=fsync of SIZE bytes in 4 MiB blocks), measured
  *      in pairs, one right after the other.  Target: at least 0.8x.
- *   2. Random 4 KiB writes over a 1 GiB range with a flush every 256
- *      writes, the writeback daemon running.  Target: 50,000 writes/s.
+ *   2. Random 4 KiB writes over a RANGE (default 1 GiB) volume with a
+ *      flush every 256 writes, the writeback daemon running.  Target:
+ *      50,000 writes/s.  The share of writes that overwrite blocks
+ *      written before grows with WRITES / RANGE.
  *
  * Usage: bench-writeback [-r REPEATS] [-d DIR] [-k] [-s SIZE_MIB]
- *                        [-n WRITES] [-b auto|buffered]
+ *                        [-n WRITES] [-R RANGE_MIB] [-b auto|buffered]
  */
 #include <getopt.h>
 #include <unistd.h>
@@ -26,6 +28,7 @@ struct opts {
 	struct bench_run_opts run;
 	uint64_t size;		/* bytes for the throughput test */
 	uint64_t writes;	/* random writes */
+	uint64_t range;		/* bytes the random writes cover */
 	enum volume_backing_io io;
 };
 
@@ -33,7 +36,7 @@ static void usage(int status)
 {
 	fprintf(status ? stderr : stdout,
 		"usage: %s [-r REPEATS] [-d DIR] [-k] [-s SIZE_MIB] "
-		"[-n WRITES] [-b auto|buffered]\n", PROG);
+		"[-n WRITES] [-R RANGE_MIB] [-b auto|buffered]\n", PROG);
 	exit(status);
 }
 
@@ -41,7 +44,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 {
 	int c;
 
-	while ((c = getopt(argc, argv, "r:d:ks:n:b:h")) != -1) {
+	while ((c = getopt(argc, argv, "r:d:ks:n:R:b:h")) != -1) {
 		if (bench_run_opt(PROG, c, optarg, &o->run))
 			continue;
 		switch (c) {
@@ -50,6 +53,9 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 			break;
 		case 'n':
 			o->writes = bench_parse_count(PROG, optarg, c, 100000000);
+			break;
+		case 'R':
+			o->range = bench_parse_count(PROG, optarg, c, 1 << 20) * MiB;
 			break;
 		case 'b':
 			if (strcmp(optarg, "auto") && strcmp(optarg, "buffered"))
@@ -155,7 +161,7 @@ static double random_flush_rate(const char *dir, const struct opts *o,
 	static unsigned char buf[4096] __attribute__((aligned(4096)));
 	struct rng r = { seed };
 	char path[4096];
-	struct volume *vol = fresh_volume(dir, 1024 * MiB, &p, path,
+	struct volume *vol = fresh_volume(dir, o->range, &p, path,
 					  sizeof path);
 	uint64_t i;
 	double t;
@@ -169,8 +175,7 @@ static double random_flush_rate(const char *dir, const struct opts *o,
 	for (i = 0; !err && i < o->writes; i++) {
 		buf[0] = (unsigned char)i;
 		err = volume_pwrite(vol, buf, 4096,
-				    bench_rng_scaled(&r, 1024 * MiB / 4096) *
-					    4096,
+				    bench_rng_scaled(&r, o->range / 4096) * 4096,
 				    0);
 		if (!err && i % 256 == 255)
 			err = volume_flush(vol);
@@ -203,13 +208,15 @@ static int run(const char *dir, const struct opts *o)
 		       "(%.2fx); random 4K + flush/256: %.0f writes/s\n",
 		       i + 1, wb[i], dd[i], ratio[i], rate[i]);
 	}
-	printf("median of %d (backing-io=%s, %llu MiB, %llu writes): "
+	printf("median of %d (backing-io=%s, %llu MiB; %llu writes over "
+	       "%llu MiB): "
 	       "writeback %.0f MB/s, dd %.0f MB/s, ratio %.2fx "
 	       "(target 0.80x: %s); random+flush %.0f writes/s "
 	       "(target 50000: %s)\n",
 	       n, o->io == VOLUME_IO_BUFFERED ? "buffered" : "auto",
 	       (unsigned long long)(o->size / MiB),
-	       (unsigned long long)o->writes, bench_median(wb, n),
+	       (unsigned long long)o->writes,
+	       (unsigned long long)(o->range / MiB), bench_median(wb, n),
 	       bench_median(dd, n), bench_median(ratio, n),
 	       bench_median(ratio, n) >= 0.8 ? "PASS" : "MISS",
 	       bench_median(rate, n),
@@ -223,6 +230,7 @@ int main(int argc, char **argv)
 		.run = { .repeats = 3 },
 		.size = 1024 * MiB,
 		.writes = 100000,
+		.range = 1024 * MiB,
 	};
 	char *dir;
 	int ret;
