@@ -8,15 +8,13 @@
  * carrying the ioend holds a reference to each of its folios, and its
  * completion ends their writeback, locking them one at a time.  The walk
  * lets go of its folio while a write is started: nobody ever holds two
- * folio locks.  Meanwhile
- * the folio's blocks under writeback cannot change, and its dirty blocks
- * can only become more.
+ * folio locks.  Meanwhile the folio's blocks under writeback cannot
+ * change, and its dirty blocks can only become more.
  */
 #include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stdio.h>
 
 #include "thinmap/writeback.h"
 
