@@ -227,8 +227,8 @@ static bool wpc_valid(const struct writepage_ctx *wpc, uint64_t pos,
  * The map at @lblk, and the seq it was read at; delalloc is allocated
  * first, under the exclusive lock it needs.  Returns 0 or -EIO, -ENOMEM.
  */
-static int map_for_writeback(struct volume *vol, uint64_t lblk, struct extent *ext,
-		       uint64_t *seq)
+static int map_for_writeback(struct volume *vol, uint64_t lblk,
+			     struct extent *ext, uint64_t *seq)
 {
 	int err = 0;
 

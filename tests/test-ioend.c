@@ -68,7 +68,10 @@ struct rig {
 	struct writepage_ctx wpc;
 };
 
-/* A volume's AG file, a cache, and folios 0 and FAR_INDEX dirty with 0x11, 0x22. */
+/*
+ * A volume's AG file, a cache, and folios 0 and FAR_INDEX dirty, filled
+ * with 0x11 and 0x22.
+ */
 static int rig_setup(struct rig *r)
 {
 	static const uint64_t index[2] = { 0, FAR_INDEX };
