@@ -28,6 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <libnbd.h>
+
 #define SERVER_START_SECS 60	/* a sanitized build starts slowly */
 #define SERVER_STOP_SECS 60	/* closing writes everything back */
 #define SERVERS_MAX 4
@@ -214,6 +216,21 @@ static inline bool server_stop(struct server *s)
 		return false;
 	}
 	return true;
+}
+
+/*
+ * The end of a test program: disconnect @h (if any), and stop @s as
+ * server_stop() does.  Returns @status, or 1 if the server did not exit
+ * cleanly.
+ */
+static inline int server_finish(struct server *s, struct nbd_handle *h,
+				int status)
+{
+	if (h) {
+		nbd_shutdown(h, 0);
+		nbd_close(h);
+	}
+	return server_stop(s) ? status : 1;
 }
 
 /* Kill @s with SIGKILL: a crash, nothing written back. */

@@ -342,13 +342,7 @@ int main(void)
 	if (!ok(nbd_pwrite(good, data, DATA_LEN, DATA_OFF, 0)) ||
 	    !ok(nbd_flush(good, 0)))
 		return 99;
-	status = unit_run("nbd-bad", tests);
-	if (good) {
-		nbd_shutdown(good, 0);
-		nbd_close(good);
-	}
-	if (!server_stop(&srv))
-		status = 1;
+	status = server_finish(&srv, good, unit_run("nbd-bad", tests));
 	free(data);
 	return status;
 }

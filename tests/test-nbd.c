@@ -589,13 +589,7 @@ int main(void)
 		fprintf(stderr, "cannot start the server\n");
 		return 99;
 	}
-	status = unit_run("nbd", tests);
-	if (h) {
-		nbd_shutdown(h, 0);
-		nbd_close(h);
-	}
-	if (!server_stop(&srv))
-		status = 1;
+	status = server_finish(&srv, h, unit_run("nbd", tests));
 	free(model);
 	return status;
 }
