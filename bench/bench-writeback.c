@@ -180,7 +180,8 @@ static double fio_rate(const char *dir, const struct opts *o)
 	if (p && fgets(line, sizeof line, p)) {
 		/* terse v3: field 49 is the write IOPS */
 		for (f = line, i = 1; f && i < 49; i++)
-			f = strchr(f, ';') ? strchr(f, ';') + 1 : NULL;
+			if ((f = strchr(f, ';')))
+				f++;
 		if (f)
 			iops = strtod(f, NULL);
 	}

@@ -72,9 +72,6 @@ struct volume {
 	uint32_t dirty_expire_ms, writeback_interval_ms;
 };
 
-/* Extents shorter than this are packed when sparse (alloc_hint()). */
-#define PACK_MAX_BYTES (UINT64_C(64) << 10)
-
 /* Most pending records before a trim or zero commits them itself. */
 #define PENDING_MAX 16384
 

@@ -98,6 +98,9 @@ const struct iomap_ops volume_iomap_ops = {
 
 /* ---- writeback ---- */
 
+/* Extents shorter than this are packed when sparse (alloc_hint()). */
+#define PACK_MAX_BYTES (UINT64_C(64) << 10)
+
 /*
  * Where @nbr, an allocated extent, puts the block @lblk if physical
  * distances follow logical ones, when that is inside @nbr's AG; else
