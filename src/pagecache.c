@@ -313,7 +313,8 @@ int folio_get(struct pagecache *pc, uint64_t index, bool create,
 
 int pagecache_balance_dirty(struct pagecache *pc)
 {
-	uint64_t dirty = __atomic_load_n(&pc->dirty_blocks, __ATOMIC_RELAXED);
+	uint64_t dirty = __atomic_load_n(&pc->dirty_folios, __ATOMIC_RELAXED) *
+			 pc->blocks;
 
 	if (dirty > pc->dirty_limit)
 		return pc->writeback(pc->owner, true);
@@ -364,6 +365,8 @@ static void dirty_account(struct pagecache *pc, struct folio *folio,
 			   __ATOMIC_RELAXED);
 	if ((folio->list == FOLIO_LIST_DIRTY) == dirty)
 		return;
+	__atomic_add_fetch(&pc->dirty_folios, dirty ? 1 : (uint64_t)-1,
+			   __ATOMIC_RELAXED);
 	pthread_mutex_lock(&pc->lock);
 	if (dirty) {
 		folio->dirtied_ms = pagecache_now_ms();

@@ -116,14 +116,34 @@ int volume_commit(struct volume *vol, bool sync)
 /* ---- passes ---- */
 
 /*
- * Write back what @wbc selects and commit, durably if @sync.  The caller
- * holds meta_lock.  Returns the first error.
+ * Does a pass of @kind commit the records of what it wrote?  Flush and
+ * expire passes do.  A background pass leaves them pending, as XFS leaves
+ * committed transactions in its CIL until a log force or until the CIL
+ * grows too big (xlog_cil_push_background): the next flush or expire pass
+ * commits them all in one transaction.  It commits anyway when too many
+ * records are pending, or when busy blocks wait for a commit to be freed.
+ * Until then the map in memory has the new mappings, and a crash loses
+ * only unflushed writes.
+ */
+static bool pass_commits(const struct volume *vol, enum pass_kind kind)
+{
+	return kind != PASS_WRITEBACK || vol->busy.n > 0 ||
+	       vol->pending.n >= PENDING_MAX;
+}
+
+/*
+ * Write back what @wbc selects and commit as a pass of @kind does:
+ * durably for PASS_FLUSH.  The caller holds meta_lock.  Returns the first
+ * error.
  */
 static int write_and_commit(struct volume *vol,
-			    const struct writeback_control *wbc, bool sync)
+			    const struct writeback_control *wbc,
+			    enum pass_kind kind)
 {
 	int err = iomap_writepages(vol->wpc, wbc);
-	int err2 = volume_commit(vol, sync);
+	int err2 = pass_commits(vol, kind)
+			   ? volume_commit(vol, kind == PASS_FLUSH)
+			   : 0;
 
 	return err ? err : err2;
 }
@@ -144,7 +164,7 @@ static int writeback_pass(struct volume *vol, enum pass_kind kind)
 					     ? now - vol->dirty_expire_ms : 0;
 	pthread_mutex_lock(&vol->meta_lock);
 	__atomic_add_fetch(&vol->passes, 1, __ATOMIC_RELAXED);
-	err = write_and_commit(vol, &wbc, kind == PASS_FLUSH);
+	err = write_and_commit(vol, &wbc, kind);
 	if (kind == PASS_FLUSH) {
 		if (!err)
 			err = vol->wb_error;
@@ -246,7 +266,7 @@ int volume_writeback_range(struct volume *vol, uint64_t offset,
 	int err;
 
 	pthread_mutex_lock(&vol->meta_lock);
-	err = write_and_commit(vol, &wbc, true);
+	err = write_and_commit(vol, &wbc, PASS_FLUSH);
 	pthread_mutex_unlock(&vol->meta_lock);
 	return err;
 }

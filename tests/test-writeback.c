@@ -2,10 +2,12 @@
 /*
  * The writeback daemon and the backing I/O settings: dirty data reaches
  * the AG files within dirty-expire + writeback-interval without a flush,
- * and as soon as it passes dirty-background-bytes; concurrent flushes
- * share passes; every backing-io mode keeps the data; discard=punch gives
- * trimmed space back to the filesystem and discard=ignore does not;
- * sparse small writes are packed side by side.
+ * and as soon as it passes dirty-background-bytes (counting pages with
+ * dirty blocks whole), its new mappings committed by the next flush or
+ * expire pass; concurrent flushes share passes; every backing-io mode
+ * keeps the data; discard=punch gives trimmed space back to the
+ * filesystem and discard=ignore does not; sparse small writes are packed
+ * side by side.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -123,7 +125,7 @@ static bool ag_file_holds(struct volume *vol, const char *dir,
 /*
  * The mapped bytes that a read-only open of @dir sees, once they are not
  * 0 (the commit follows the write by a little), polling for up to @limit
- * seconds.
+ * seconds (0: look once).
  */
 static uint64_t committed_bytes(const char *dir, double limit)
 {
@@ -171,7 +173,11 @@ static void test_expire(void)
 	scratch_remove(dir);
 }
 
-/* Past dirty-background-bytes the daemon writes back at once. */
+/*
+ * Past dirty-background-bytes the daemon writes back at once, but leaves
+ * the new mappings to the next flush (or expire pass): a read-only open
+ * sees them only after the flush.
+ */
 static void test_background(void)
 {
 	struct volume_params p = { .dirty_background_bytes = MiB,
@@ -188,8 +194,44 @@ static void test_background(void)
 	t = wait_written(vol, dir, data, 4 * MiB, 60);
 	fprintf(stderr, "background writeback done after %.3f s\n", t);
 	CU_ASSERT(t >= 0 && t <= 4 * slack());
+	CU_ASSERT_EQUAL(committed_bytes(dir, 0), 0);
+	CU_ASSERT_EQUAL(volume_flush(vol), 0);
+	CU_ASSERT_EQUAL(committed_bytes(dir, 0), 4 * MiB);
 	CU_ASSERT_EQUAL(volume_close(vol), 0);
 	free(data);
+	scratch_remove(dir);
+}
+
+/*
+ * A page with one dirty block counts whole against the limits: 4 KiB
+ * writes to 24 pages of 64 KiB (96 KiB of data, 1.5 MiB of pages) pass a
+ * background limit of 1 MiB, and are written back without a flush.
+ */
+static void test_background_sparse(void)
+{
+	struct volume_params p = { .cache_size = 4 * MiB,
+				   .dirty_background_bytes = MiB,
+				   .dirty_expire_ms = 3600000,
+				   .writeback_interval_ms = 3600000 };
+	char *dir;
+	struct volume *vol = scratch_open(&dir, &p);
+	unsigned char *buf = pattern(4096, 6);
+	double start = now_s();
+	struct volume_stat st;
+	int i;
+
+	CU_ASSERT_FATAL(vol && buf);
+	CU_ASSERT_EQUAL_FATAL(volume_start_writeback(vol), 0);
+	for (i = 0; i < 24; i++)
+		CU_ASSERT_EQUAL(volume_pwrite(vol, buf, 4096,
+					      (uint64_t)i * 128 * 1024, 0), 0);
+	do {
+		usleep(10000);
+		volume_stat(vol, &st);
+	} while (st.dirty_bytes && now_s() - start < 4 * slack());
+	CU_ASSERT_EQUAL(st.dirty_bytes, 0);
+	CU_ASSERT_EQUAL(volume_close(vol), 0);
+	free(buf);
 	scratch_remove(dir);
 }
 
@@ -409,6 +451,7 @@ int main(void)
 	static const struct unit_test tests[] = {
 		{ "dirty data expires", test_expire },
 		{ "background limit", test_background },
+		{ "background limit, sparse writes", test_background_sparse },
 		{ "flushes share passes (daemon)", test_shared_flushes_daemon },
 		{ "flushes share passes (inline)", test_shared_flushes_inline },
 		{ "backing-io modes", test_backing_modes },

@@ -66,8 +66,10 @@ struct pagecache {
 	struct folio_list dirty;	/* with dirty blocks */
 	struct folio_list free;		/* empty, out of the index */
 	uint64_t dirty_blocks;		/* atomic */
-	uint64_t dirty_limit;		/* blocks: writers wait above */
-	uint64_t background_limit;	/* blocks: writeback starts above */
+	uint64_t dirty_folios;		/* atomic: on the dirty list */
+	/* Blocks, compared with dirty_folios * blocks: */
+	uint64_t dirty_limit;		/* writers wait above */
+	uint64_t background_limit;	/* writeback starts above */
 	uint64_t ra_next;		/* where a sequential read goes next */
 	/*
 	 * Write back dirty folios: for a writer over the dirty limit or a
@@ -84,8 +86,11 @@ struct pagecache {
  * Set up a cache of at most @cache_size bytes of folios of @page_size
  * bytes (a power of two, @block_size .. 256 blocks) holding blocks of
  * @block_size bytes.  Writers start writeback through
- * @writeback(@owner, false) when more than @background_limit bytes are
- * dirty, and wait for it, @writeback(@owner, true), above @dirty_limit.
+ * @writeback(@owner, false) when the dirty folios hold more than
+ * @background_limit bytes, and wait for it, @writeback(@owner, true),
+ * above @dirty_limit.  A folio with one dirty block counts whole, as the
+ * kernel's dirty accounting counts every page of a large folio: sparse
+ * small writes start writeback before every folio of the cache is dirty.
  * Returns 0, -EINVAL for bad sizes (message set), or -ENOMEM.
  */
 int pagecache_init(struct pagecache *pc, uint64_t cache_size,
@@ -162,8 +167,8 @@ size_t pagecache_dirty_indices(struct pagecache *pc, uint64_t start,
 			       uint64_t *out);
 
 /*
- * balance_dirty_pages(): over the dirty limit, write back and wait; over
- * the background limit, start writeback.  Returns 0 or writeback's error.
+ * balance_dirty_pages(): with the dirty folios over the dirty limit, write
+ * back and wait; over the background limit, start writeback.  Returns 0 or writeback's error.
  * No folio lock may be held.
  */
 int pagecache_balance_dirty(struct pagecache *pc);
