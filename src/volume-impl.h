@@ -67,7 +67,8 @@ struct volume {
 	uint64_t wb_req, wb_done;	/* writeback passes asked for, done */
 	int flush_result;	/* of the last flush pass */
 	int wb_result;		/* of the last pass */
-	bool pass_running;	/* a thread runs a pass for the requests */
+	bool pass_running;	/* a pass runs */
+	uint64_t pass_ends;	/* passes ended */
 	struct wb_daemon *daemon;	/* NULL unless started */
 	uint32_t dirty_expire_ms, writeback_interval_ms;
 };

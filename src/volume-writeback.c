@@ -8,7 +8,8 @@
  * pending records in one transaction.  Passes are asked for, not run by
  * whoever needs one: a flush asks for a flush pass (everything, then a
  * durable commit), a throttled writer for a writeback pass, and each waits
- * until a pass that began after its request has ended.  Requests that
+ * until a pass that began after its request has ended (but a throttled
+ * writer that finds a pass under way waits only for its end).  Requests that
  * arrive together share one pass (sequence numbers), so N concurrent
  * flushes cost one pass, not N.  When the daemon runs it runs every
  * requested pass; before it starts (or without it, as in the admin tool)
@@ -180,6 +181,25 @@ static int writeback_pass(struct volume *vol, enum pass_kind kind)
 }
 
 /*
+ * Run a pass of @kind, called and returning with wb_lock held, which it
+ * drops meanwhile: throttled writers see that it runs, and when it ended.
+ * The caller wakes the waiters (wb_cond).  Returns the pass's result.
+ */
+static int run_pass(struct volume *vol, enum pass_kind kind)
+{
+	int err;
+
+	vol->pass_running = true;
+	pthread_mutex_unlock(&vol->wb_lock);
+	err = writeback_pass(vol, kind);
+	pthread_mutex_lock(&vol->wb_lock);
+	vol->pass_running = false;
+	vol->pass_ends++;
+	vol->wb_result = err;
+	return err;
+}
+
+/*
  * Run passes until every request made so far is served.  Called, and
  * returns, with wb_lock held; drops it while a pass runs.
  */
@@ -189,19 +209,13 @@ static void serve_requests(struct volume *vol)
 	       vol->wb_done < vol->wb_req) {
 		bool flush = vol->flush_done < vol->flush_req;
 		uint64_t flush_to = vol->flush_req, wb_to = vol->wb_req;
-		int err;
+		int err = run_pass(vol, flush ? PASS_FLUSH : PASS_WRITEBACK);
 
-		vol->pass_running = true;
-		pthread_mutex_unlock(&vol->wb_lock);
-		err = writeback_pass(vol, flush ? PASS_FLUSH : PASS_WRITEBACK);
-		pthread_mutex_lock(&vol->wb_lock);
-		vol->pass_running = false;
 		if (flush) {
 			vol->flush_done = flush_to;
 			vol->flush_result = err;
 		}
 		vol->wb_done = wb_to;	/* a flush pass writes back too */
-		vol->wb_result = err;
 		pthread_cond_broadcast(&vol->wb_cond);
 	}
 }
@@ -236,13 +250,37 @@ int volume_writeback(struct volume *vol)
 	return request_pass(vol, false);
 }
 
+/*
+ * A writer over the dirty limit (balance_dirty_pages): wait for the end
+ * of the pass under way, which has been cleaning folios since it began,
+ * not for a pass of its own after it; ask for one only if none runs.
+ * Returns the result of the pass waited for.
+ */
+static int throttle(struct volume *vol)
+{
+	uint64_t ends;
+	int err;
+
+	pthread_mutex_lock(&vol->wb_lock);
+	if (!vol->pass_running) {
+		pthread_mutex_unlock(&vol->wb_lock);
+		return request_pass(vol, false);
+	}
+	ends = vol->pass_ends;
+	while (vol->pass_ends == ends)
+		pthread_cond_wait(&vol->wb_cond, &vol->wb_lock);
+	err = vol->wb_result;
+	pthread_mutex_unlock(&vol->wb_lock);
+	return err;
+}
+
 int volume_writeback_cb(void *arg, bool wait)
 {
 	struct volume *vol = arg;
 	struct wb_daemon *d;
 
 	if (wait)
-		return request_pass(vol, false);
+		return throttle(vol);
 	/* Over the background limit: let the daemon know, once. */
 	pthread_mutex_lock(&vol->wb_lock);
 	d = vol->daemon;
@@ -273,15 +311,22 @@ int volume_writeback_range(struct volume *vol, uint64_t offset,
 
 /* ---- the daemon ---- */
 
+/* A pass of the daemon's own; called with wb_lock held. */
+static void daemon_pass(struct volume *vol, enum pass_kind kind)
+{
+	run_pass(vol, kind);
+	pthread_cond_broadcast(&vol->wb_cond);
+}
+
 static void daemon_wake(struct ev_loop *loop, ev_async *w, int revents)
 {
 	struct wb_daemon *d = w->data;
 	struct volume *vol = d->vol;
 	bool stop;
 
-	if (__atomic_exchange_n(&d->background, false, __ATOMIC_ACQ_REL))
-		writeback_pass(vol, PASS_WRITEBACK);
 	pthread_mutex_lock(&vol->wb_lock);
+	if (__atomic_exchange_n(&d->background, false, __ATOMIC_ACQ_REL))
+		daemon_pass(vol, PASS_WRITEBACK);
 	serve_requests(vol);
 	stop = d->stop;
 	pthread_mutex_unlock(&vol->wb_lock);
@@ -293,7 +338,9 @@ static void daemon_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct wb_daemon *d = w->data;
 
-	writeback_pass(d->vol, PASS_EXPIRE);
+	pthread_mutex_lock(&d->vol->wb_lock);
+	daemon_pass(d->vol, PASS_EXPIRE);
+	pthread_mutex_unlock(&d->vol->wb_lock);
 }
 
 static void *daemon_main(void *arg)

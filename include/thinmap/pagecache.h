@@ -168,8 +168,8 @@ size_t pagecache_dirty_indices(struct pagecache *pc, uint64_t start,
 
 /*
  * balance_dirty_pages(): with the dirty folios over the dirty limit, write
- * back and wait; over the background limit, start writeback.  Returns 0 or writeback's error.
- * No folio lock may be held.
+ * back and wait; over the background limit, start writeback.  Returns 0
+ * or writeback's error.  No folio lock may be held.
  */
 int pagecache_balance_dirty(struct pagecache *pc);
 
