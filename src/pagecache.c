@@ -159,10 +159,14 @@ static void hash_del(struct pagecache *pc, struct folio *folio)
 /* ---- folio memory ---- */
 
 /*
- * Folio data comes from chunks of 2 MiB (or one folio, if larger) that ask
- * for transparent huge pages: a new folio costs no page faults after its
- * chunk's first, and the cache costs few TLB entries.  Chunks live as long
- * as the cache.
+ * Folio data comes from chunks of 2 MiB (or one folio, if larger), which
+ * live as long as the cache.  They ask for no transparent huge pages: the
+ * kernel zeroes a huge page whole at its first touch, 2 MiB for a 4 KiB
+ * write into a fresh folio, and on a VM the host backs it whole too.  With
+ * 4 KiB pages a folio costs only the pages its blocks use.  Measured (1
+ * GiB cache of fresh memory, random 4 KiB writes, qd32): 6x the writes
+ * per second without huge pages; sequential 1 MiB writes used 40% less
+ * CPU; reads from the cache were no slower.
  */
 #define CHUNK_MIN_BYTES ((size_t)2 << 20)
 
@@ -186,7 +190,7 @@ static unsigned char *chunk_new(struct pagecache *pc)
 		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (mem == MAP_FAILED)
 		return NULL;
-	madvise(mem, bytes, MADV_HUGEPAGE);	/* a hint only */
+	madvise(mem, bytes, MADV_NOHUGEPAGE);	/* a hint only */
 	chunks[pc->nr_chunks++] = mem;
 	pc->chunk_used = 0;
 	return mem;
