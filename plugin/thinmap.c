@@ -292,7 +292,8 @@ static int ratio_to_bytes(const char *name, uint64_t ratio, uint64_t cache,
 static int check_dirty_limits(void)
 {
 	struct volume_params *vp = &cfg.params, resolved;
-	uint64_t cache = vp->cache_size ? vp->cache_size : DEFAULT_CACHE_SIZE;
+	uint64_t cache = vp->cache_size ? vp->cache_size
+					: volume_default_cache_size();
 
 	if (ratio_to_bytes("dirty", cfg.dirty_ratio, cache, &vp->dirty_bytes) ||
 	    ratio_to_bytes("dirty-background", cfg.dirty_background_ratio,
@@ -346,7 +347,7 @@ static int thinmap_config_complete(void)
 	"ag-size=SIZE           Allocation group size (create): chosen.\n" \
 	"block-size=SIZE        Block size (create): 4K.\n" \
 	"readonly=true          Open read-only, without the lock: false.\n" \
-	"cache-size=SIZE        Page cache memory: 256M.\n" \
+	"cache-size=SIZE        Page cache memory: 1G (at most 1/4 of RAM).\n" \
 	"page-size=SIZE         Page (folio) size: 64K.\n" \
 	"dirty-bytes=SIZE       Writers wait above this: cache-size/2.\n" \
 	"dirty-ratio=PERCENT    The same in percent of cache-size.\n" \

@@ -162,13 +162,26 @@ static uint64_t or_default(uint64_t v, uint64_t def)
 	return v ? v : def;
 }
 
+uint64_t volume_default_cache_size(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+	uint64_t quarter;
+
+	if (pages <= 0 || page <= 0)
+		return DEFAULT_CACHE_SIZE;
+	quarter = (uint64_t)pages * (uint64_t)page / 4 &
+		  ~(uint64_t)(DEFAULT_PAGE_SIZE - 1);
+	return quarter && quarter < DEFAULT_CACHE_SIZE ? quarter
+						       : DEFAULT_CACHE_SIZE;
+}
+
 int volume_params_resolve(const struct volume_params *params,
 			  uint32_t block_size, struct volume_params *p)
 {
 	static const struct volume_params none;
 
 	*p = params ? *params : none;
-	p->cache_size = or_default(p->cache_size, DEFAULT_CACHE_SIZE);
+	p->cache_size = or_default(p->cache_size, volume_default_cache_size());
 	if (!p->page_size)
 		p->page_size = block_size > DEFAULT_PAGE_SIZE
 				       ? block_size : DEFAULT_PAGE_SIZE;

@@ -7,7 +7,7 @@
  * expire pass; concurrent flushes share passes; every backing-io mode
  * keeps the data; discard=punch gives trimmed space back to the
  * filesystem and discard=ignore does not; sparse small writes are packed
- * side by side.
+ * side by side; the default cache fits the machine.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -402,6 +402,22 @@ static void test_bad_params(void)
 	scratch_remove(dir);
 }
 
+/* The default cache: 1 GiB, or a quarter of the memory if less. */
+static void test_default_cache(void)
+{
+	uint64_t mem = (uint64_t)sysconf(_SC_PHYS_PAGES) *
+		       (uint64_t)sysconf(_SC_PAGESIZE);
+	struct volume_params p;
+
+	CU_ASSERT_EQUAL_FATAL(volume_params_resolve(NULL, 4096, &p), 0);
+	CU_ASSERT_EQUAL(p.cache_size, volume_default_cache_size());
+	CU_ASSERT(p.cache_size <= DEFAULT_CACHE_SIZE);
+	CU_ASSERT(p.cache_size <= mem / 4);
+	CU_ASSERT(p.cache_size == DEFAULT_CACHE_SIZE ||
+		  p.cache_size > mem / 4 - DEFAULT_PAGE_SIZE);
+	CU_ASSERT_EQUAL(p.dirty_bytes, p.cache_size / 2);
+}
+
 /* Counts the MAPPED blocks and the physical runs they make, in order. */
 struct run_walk {
 	uint64_t blocks, runs, next_pblk;
@@ -458,6 +474,7 @@ int main(void)
 		{ "discard=punch", test_discard_punch },
 		{ "discard=ignore", test_discard_ignore },
 		{ "bad parameters", test_bad_params },
+		{ "default cache size", test_default_cache },
 		{ "sparse small writes are packed", test_sparse_packed },
 		{ NULL, NULL },
 	};

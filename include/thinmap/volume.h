@@ -25,7 +25,7 @@ struct volume;
 
 #define VOLUME_RDONLY 0x1
 
-#define DEFAULT_CACHE_SIZE (UINT64_C(256) << 20)
+#define DEFAULT_CACHE_SIZE (UINT64_C(1) << 30)
 #define DEFAULT_PAGE_SIZE (64 << 10)
 
 /* How writeback reaches the AG files (backing-io=). */
@@ -47,7 +47,8 @@ enum volume_discard {
  * times milliseconds.
  */
 struct volume_params {
-	uint64_t cache_size;	/* page cache memory, hard limit: 256 MiB */
+	uint64_t cache_size;	/* page cache memory, hard limit:
+				   volume_default_cache_size() */
 	uint32_t page_size;	/* folio size: a power of two >= the block
 				   size, at most 256 blocks: 64 KiB */
 	uint64_t dirty_bytes;	/* writers wait for writeback above this:
@@ -61,6 +62,13 @@ struct volume_params {
 	enum volume_backing_io backing_io;
 	enum volume_discard discard;
 };
+
+/*
+ * The default cache size, bytes: DEFAULT_CACHE_SIZE, or a quarter of the
+ * machine's memory if that is less (in whole default pages), since the
+ * cache, unlike the kernel's, is not given back under memory pressure.
+ */
+uint64_t volume_default_cache_size(void);
 
 /*
  * Fill in the defaults of @params (NULL: all defaults) into *@out, for a
