@@ -160,13 +160,15 @@ static void hash_del(struct pagecache *pc, struct folio *folio)
 
 /*
  * Folio data comes from chunks of 2 MiB (or one folio, if larger), which
- * live as long as the cache.  They ask for no transparent huge pages: the
- * kernel zeroes a huge page whole at its first touch, 2 MiB for a 4 KiB
- * write into a fresh folio, and on a VM the host backs it whole too.  With
- * 4 KiB pages a folio costs only the pages its blocks use.  Measured (1
- * GiB cache of fresh memory, random 4 KiB writes, qd32): 6x the writes
- * per second without huge pages; sequential 1 MiB writes used 40% less
- * CPU; reads from the cache were no slower.
+ * live as long as the cache.  They ask for no transparent huge pages:
+ * with THP "defrag=madvise" (Debian's default) a fault in a region that
+ * asks for them compacts memory to find one, and zeroes it whole.
+ * Measured (1 GiB cache of fresh memory, random 4 KiB writes, qd32): 6x
+ * the writes per second without huge pages; sequential 1 MiB writes used
+ * 40% less CPU; reads from the cache were no slower.  A chunk is
+ * populated when it is made (its folios are about to be used): one call
+ * instead of 512 page faults, 18% less CPU for sequential writes into a
+ * fresh cache.
  */
 #define CHUNK_MIN_BYTES ((size_t)2 << 20)
 
@@ -187,7 +189,7 @@ static unsigned char *chunk_new(struct pagecache *pc)
 		return NULL;
 	pc->chunks = chunks;
 	mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
-		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	if (mem == MAP_FAILED)
 		return NULL;
 	madvise(mem, bytes, MADV_NOHUGEPAGE);	/* a hint only */

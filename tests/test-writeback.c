@@ -205,7 +205,8 @@ static void test_background(void)
 /*
  * A page with one dirty block counts whole against the limits: 4 KiB
  * writes to 24 pages of 64 KiB (96 KiB of data, 1.5 MiB of pages) pass a
- * background limit of 1 MiB, and are written back without a flush.
+ * background limit of 1 MiB, and writeback brings them under it (16
+ * pages) without a flush.  Writes made after a pass began may stay dirty.
  */
 static void test_background_sparse(void)
 {
@@ -228,8 +229,8 @@ static void test_background_sparse(void)
 	do {
 		usleep(10000);
 		volume_stat(vol, &st);
-	} while (st.dirty_bytes && now_s() - start < 4 * slack());
-	CU_ASSERT_EQUAL(st.dirty_bytes, 0);
+	} while (st.dirty_bytes > 16 * 4096 && now_s() - start < 4 * slack());
+	CU_ASSERT(st.dirty_bytes <= 16 * 4096);
 	CU_ASSERT_EQUAL(volume_close(vol), 0);
 	free(buf);
 	scratch_remove(dir);
