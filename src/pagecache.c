@@ -309,7 +309,7 @@ int folio_get(struct pagecache *pc, uint64_t index, bool create,
 
 	while ((err = folio_get_once(pc, index, create, foliop)) == -EAGAIN &&
 	       tries++ < FOLIO_GET_TRIES) {
-		int wb = pc->writeback(pc->owner, true);
+		int wb = pc->writeback(pc->owner, PAGECACHE_WB_RECLAIM);
 
 		if (wb)
 			return wb;
@@ -323,9 +323,9 @@ int pagecache_balance_dirty(struct pagecache *pc)
 			 pc->blocks;
 
 	if (dirty > pc->dirty_limit)
-		return pc->writeback(pc->owner, true);
+		return pc->writeback(pc->owner, PAGECACHE_WB_THROTTLE);
 	if (dirty > pc->background_limit)
-		return pc->writeback(pc->owner, false);
+		return pc->writeback(pc->owner, PAGECACHE_WB_START);
 	return 0;
 }
 
@@ -617,7 +617,8 @@ static unsigned int log2_exact(uint64_t v)
 int pagecache_init(struct pagecache *pc, uint64_t cache_size,
 		   uint32_t page_size, uint32_t block_size,
 		   uint64_t dirty_limit, uint64_t background_limit,
-		   int (*writeback)(void *owner, bool wait), void *owner)
+		   int (*writeback)(void *owner, enum pagecache_wb how),
+		   void *owner)
 {
 	size_t buckets = 16;
 

@@ -104,7 +104,7 @@ int volume_writeback_range(struct volume *vol, uint64_t offset,
 			   uint64_t count);
 
 /* The page cache's ->writeback (pagecache.h). */
-int volume_writeback_cb(void *vol, bool wait);
+int volume_writeback_cb(void *vol, enum pagecache_wb how);
 
 /*
  * Stop the writeback daemon if it runs (pending requests are served

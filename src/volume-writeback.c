@@ -274,12 +274,14 @@ static int throttle(struct volume *vol)
 	return err;
 }
 
-int volume_writeback_cb(void *arg, bool wait)
+int volume_writeback_cb(void *arg, enum pagecache_wb how)
 {
 	struct volume *vol = arg;
 	struct wb_daemon *d;
 
-	if (wait)
+	if (how == PAGECACHE_WB_RECLAIM)
+		return request_pass(vol, false);
+	if (how == PAGECACHE_WB_THROTTLE)
 		return throttle(vol);
 	/* Over the background limit: let the daemon know, once. */
 	pthread_mutex_lock(&vol->wb_lock);

@@ -56,7 +56,7 @@ static const struct iomap_writeback_ops stub_ops = {
 	.end_io = stub_end_io,
 };
 
-static int no_writeback(void *owner, bool wait)
+static int no_writeback(void *owner, enum pagecache_wb how)
 {
 	return -EAGAIN;
 }

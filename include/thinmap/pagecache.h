@@ -31,6 +31,18 @@
 #include <stdint.h>
 
 #define FOLIO_MAX_BLOCKS 256
+
+/* What the cache asks of its ->writeback. */
+enum pagecache_wb {
+	PAGECACHE_WB_START,	/* over the background limit: start
+				   writeback and return at once */
+	PAGECACHE_WB_THROTTLE,	/* a writer over the dirty limit: return
+				   once the writeback under way has
+				   cleaned folios (balance_dirty_pages) */
+	PAGECACHE_WB_RECLAIM,	/* every folio is dirty or held: write
+				   back every dirty folio, and return when
+				   that is done */
+};
 #define FOLIO_WORDS (FOLIO_MAX_BLOCKS / 64)
 
 struct folio {
@@ -72,23 +84,20 @@ struct pagecache {
 	uint64_t background_limit;	/* writeback starts above */
 	uint64_t ra_next;		/* where a sequential read goes next */
 	/*
-	 * Write back dirty folios: for a writer over the dirty limit or a
-	 * folio_get() that found every folio dirty, and return when some
-	 * were (@wait); or, over the background limit, start writeback and
-	 * return at once (!@wait).  Called with no folio lock held.  Returns
-	 * 0 or a negative errno.
+	 * Write back dirty folios as @how says.  Called with no folio lock
+	 * held.  Returns 0 or a negative errno.
 	 */
-	int (*writeback)(void *owner, bool wait);
+	int (*writeback)(void *owner, enum pagecache_wb how);
 	void *owner;
 };
 
 /*
  * Set up a cache of at most @cache_size bytes of folios of @page_size
  * bytes (a power of two, @block_size .. 256 blocks) holding blocks of
- * @block_size bytes.  Writers start writeback through
- * @writeback(@owner, false) when the dirty folios hold more than
- * @background_limit bytes, and wait for it, @writeback(@owner, true),
- * above @dirty_limit.  A folio with one dirty block counts whole, as the
+ * @block_size bytes.  Writers start writeback through @writeback(@owner,
+ * PAGECACHE_WB_START) when the dirty folios hold more than
+ * @background_limit bytes, and wait for it (PAGECACHE_WB_THROTTLE) above
+ * @dirty_limit.  A folio with one dirty block counts whole, as the
  * kernel's dirty accounting counts every page of a large folio: sparse
  * small writes start writeback before every folio of the cache is dirty.
  * Returns 0, -EINVAL for bad sizes (message set), or -ENOMEM.
@@ -96,7 +105,8 @@ struct pagecache {
 int pagecache_init(struct pagecache *pc, uint64_t cache_size,
 		   uint32_t page_size, uint32_t block_size,
 		   uint64_t dirty_limit, uint64_t background_limit,
-		   int (*writeback)(void *owner, bool wait), void *owner);
+		   int (*writeback)(void *owner, enum pagecache_wb how),
+		   void *owner);
 
 /* Free every folio; none may be held. */
 void pagecache_destroy(struct pagecache *pc);
@@ -104,7 +114,7 @@ void pagecache_destroy(struct pagecache *pc);
 /*
  * The folio for @index, held (a reference), created empty (nothing
  * uptodate) if it is not cached and @create.  When every folio is dirty
- * or held it calls ->writeback and tries again.  Returns 0 and sets
+ * or held it calls ->writeback (PAGECACHE_WB_RECLAIM) and tries again.  Returns 0 and sets
  * *@foliop; -ENOENT if absent and !@create; -EAGAIN if writeback freed
  * nothing; its error if writeback failed; -ENOMEM.  No folio lock may be
  * held by the caller when @create.
