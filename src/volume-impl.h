@@ -66,7 +66,7 @@ struct volume {
 	uint64_t flush_req, flush_done;	/* flush passes asked for, done */
 	uint64_t wb_req, wb_done;	/* writeback passes asked for, done */
 	int flush_result;	/* of the last flush pass */
-	int wb_result;		/* of the last pass */
+	int wb_result;		/* of the last requested pass */
 	bool pass_running;	/* a pass runs */
 	uint64_t pass_ends;	/* passes ended */
 	struct wb_daemon *daemon;	/* NULL unless started */

@@ -195,7 +195,6 @@ static int run_pass(struct volume *vol, enum pass_kind kind)
 	pthread_mutex_lock(&vol->wb_lock);
 	vol->pass_running = false;
 	vol->pass_ends++;
-	vol->wb_result = err;
 	return err;
 }
 
@@ -216,6 +215,7 @@ static void serve_requests(struct volume *vol)
 			vol->flush_result = err;
 		}
 		vol->wb_done = wb_to;	/* a flush pass writes back too */
+		vol->wb_result = err;
 		pthread_cond_broadcast(&vol->wb_cond);
 	}
 }
@@ -254,12 +254,12 @@ int volume_writeback(struct volume *vol)
  * A writer over the dirty limit (balance_dirty_pages): wait for the end
  * of the pass under way, which has been cleaning folios since it began,
  * not for a pass of its own after it; ask for one only if none runs.
- * Returns the result of the pass waited for.
+ * Returns the result of the pass asked for, or 0: an error of a pass
+ * under way is kept for the next flush (writeback_pass()).
  */
 static int throttle(struct volume *vol)
 {
 	uint64_t ends;
-	int err;
 
 	pthread_mutex_lock(&vol->wb_lock);
 	if (!vol->pass_running) {
@@ -269,9 +269,8 @@ static int throttle(struct volume *vol)
 	ends = vol->pass_ends;
 	while (vol->pass_ends == ends)
 		pthread_cond_wait(&vol->wb_cond, &vol->wb_lock);
-	err = vol->wb_result;
 	pthread_mutex_unlock(&vol->wb_lock);
-	return err;
+	return 0;
 }
 
 int volume_writeback_cb(void *arg, enum pagecache_wb how)
