@@ -103,7 +103,8 @@ static void list_del(struct pagecache *pc, struct folio *folio)
 		return;
 	folio->prev->next = folio->next;
 	folio->next->prev = folio->prev;
-	list_of(pc, folio->list)->count--;
+	__atomic_sub_fetch(&list_of(pc, folio->list)->count, 1,
+			   __ATOMIC_RELAXED);
 	folio->list = FOLIO_LIST_NONE;
 }
 
@@ -118,7 +119,7 @@ static void list_move_tail(struct pagecache *pc, struct folio *folio,
 	folio->next = &l->head;
 	l->head.prev->next = folio;
 	l->head.prev = folio;
-	l->count++;
+	__atomic_add_fetch(&l->count, 1, __ATOMIC_RELAXED);
 	folio->list = which;
 }
 
@@ -320,7 +321,7 @@ int folio_get(struct pagecache *pc, uint64_t index, bool create,
 
 int pagecache_balance_dirty(struct pagecache *pc)
 {
-	uint64_t dirty = __atomic_load_n(&pc->dirty_folios, __ATOMIC_RELAXED) *
+	uint64_t dirty = __atomic_load_n(&pc->dirty.count, __ATOMIC_RELAXED) *
 			 pc->blocks;
 
 	if (dirty > pc->dirty_limit)
@@ -372,8 +373,6 @@ static void dirty_account(struct pagecache *pc, struct folio *folio,
 			   __ATOMIC_RELAXED);
 	if ((folio->list == FOLIO_LIST_DIRTY) == dirty)
 		return;
-	__atomic_add_fetch(&pc->dirty_folios, dirty ? 1 : (uint64_t)-1,
-			   __ATOMIC_RELAXED);
 	pthread_mutex_lock(&pc->lock);
 	if (dirty) {
 		folio->dirtied_ms = pagecache_now_ms();

@@ -63,7 +63,9 @@ struct folio {
 
 struct folio_list {
 	struct folio head;		/* a sentinel */
-	size_t count;
+	size_t count;			/* changed atomically under the
+					   cache's lock: the dirty list's is
+					   read without it */
 };
 
 struct pagecache {
@@ -78,8 +80,7 @@ struct pagecache {
 	struct folio_list dirty;	/* with dirty blocks */
 	struct folio_list free;		/* empty, out of the index */
 	uint64_t dirty_blocks;		/* atomic */
-	uint64_t dirty_folios;		/* atomic: on the dirty list */
-	/* Blocks, compared with dirty_folios * blocks: */
+	/* Blocks, compared with dirty.count * blocks: */
 	uint64_t dirty_limit;		/* writers wait above */
 	uint64_t background_limit;	/* writeback starts above */
 	uint64_t ra_next;		/* where a sequential read goes next */
