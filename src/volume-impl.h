@@ -59,7 +59,6 @@ struct volume {
 	/* Blocks the pending unmaps free: free only after a durable commit. */
 	struct extent_vec busy;
 	int wb_error;		/* first writeback error since the last flush */
-	uint64_t passes;	/* writeback passes run (atomic) */
 	/* Writeback requests and the daemon (volume-writeback.c): */
 	pthread_mutex_t wb_lock;
 	pthread_cond_t wb_cond;	/* a pass ended */
@@ -68,7 +67,7 @@ struct volume {
 	int flush_result;	/* of the last flush pass */
 	int wb_result;		/* of the last requested pass */
 	bool pass_running;	/* a pass runs */
-	uint64_t pass_ends;	/* passes ended */
+	uint64_t pass_ends;	/* passes ended: the stat's count */
 	struct wb_daemon *daemon;	/* NULL unless started */
 	uint32_t dirty_expire_ms, writeback_interval_ms;
 };

@@ -164,7 +164,6 @@ static int writeback_pass(struct volume *vol, enum pass_kind kind)
 		wbc.dirtied_before = now > vol->dirty_expire_ms
 					     ? now - vol->dirty_expire_ms : 0;
 	pthread_mutex_lock(&vol->meta_lock);
-	__atomic_add_fetch(&vol->passes, 1, __ATOMIC_RELAXED);
 	err = write_and_commit(vol, &wbc, kind);
 	if (kind == PASS_FLUSH) {
 		if (!err)

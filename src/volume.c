@@ -359,7 +359,9 @@ void volume_stat(struct volume *vol, struct volume_stat *st)
 	st->free_extents = ast.free_extents;
 	st->cache_bytes = pagecache_bytes(&vol->cache);
 	st->dirty_bytes = pagecache_dirty_bytes(&vol->cache);
-	st->writeback_passes = __atomic_load_n(&vol->passes, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&vol->wb_lock);
+	st->writeback_passes = vol->pass_ends;
+	pthread_mutex_unlock(&vol->wb_lock);
 	st->direct_io = vol->backing.direct;
 }
 

@@ -125,7 +125,7 @@ struct volume_stat {
 	bool direct_io;		/* the AG files are written with O_DIRECT */
 };
 
-/* Fill @st.  Takes the map lock shared. */
+/* Fill @st.  Takes the map lock shared, and the writeback lock. */
 void volume_stat(struct volume *vol, struct volume_stat *st);
 
 /*
