@@ -165,14 +165,10 @@ static uint64_t or_default(uint64_t v, uint64_t def)
 uint64_t volume_default_cache_size(void)
 {
 	long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-	uint64_t quarter;
+	uint64_t quarter = (uint64_t)pages * (uint64_t)page / 4;
 
-	if (pages <= 0 || page <= 0)
-		return DEFAULT_CACHE_SIZE;
-	quarter = (uint64_t)pages * (uint64_t)page / 4 &
-		  ~(uint64_t)(DEFAULT_PAGE_SIZE - 1);
-	return quarter && quarter < DEFAULT_CACHE_SIZE ? quarter
-						       : DEFAULT_CACHE_SIZE;
+	return pages > 0 && page > 0 && quarter < DEFAULT_CACHE_SIZE
+		       ? quarter : DEFAULT_CACHE_SIZE;
 }
 
 int volume_params_resolve(const struct volume_params *params,

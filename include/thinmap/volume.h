@@ -65,8 +65,9 @@ struct volume_params {
 
 /*
  * The default cache size, bytes: DEFAULT_CACHE_SIZE, or a quarter of the
- * machine's memory if that is less (in whole default pages), since the
- * cache, unlike the kernel's, is not given back under memory pressure.
+ * machine's memory if that is less (the cache holds whole pages of it:
+ * cache_size / page_size), since the cache, unlike the kernel's, is not
+ * given back under memory pressure.
  */
 uint64_t volume_default_cache_size(void);
 
