@@ -6,9 +6,10 @@
  * sees it.
  *
  * Locks, outermost first:
- *   invalidate_lock  shared by reads, writes, flush and writeback passes;
- *                    exclusive by zero and trim, which remove mappings and
- *                    cached blocks (the kernel's mapping->invalidate_lock)
+ *   invalidate_lock  shared by reads, writes and block status; exclusive
+ *                    by zero and trim, which remove mappings and cached
+ *                    blocks (the kernel's mapping->invalidate_lock);
+ *                    writeback passes do not take it
  *   meta_lock        one writeback pass or metadata change at a time; it
  *                    guards the pending records and the backing ring
  *   folio locks      (pagecache.h)
