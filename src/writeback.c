@@ -124,65 +124,118 @@ static void writes_reap(struct writepage_ctx *wpc, bool wait)
 		writes_complete(wpc, done, n);
 }
 
-/* Start the write being built, straight from its folios. */
-static void write_submit(struct writepage_ctx *wpc)
+/* Take wpc->open[@i] out of the open writes. */
+static struct wb_write *open_remove(struct writepage_ctx *wpc, int i)
 {
-	struct wb_write *w = wpc->write;
-	unsigned int shift = wpc->cache->block_shift;
-	int i;
+	struct wb_write *w = wpc->open[i];
 
-	if (!w)
-		return;
-	wpc->write = NULL;
-	for (i = 0; i < w->nr_segs; i++) {
-		w->iov[i].iov_base = w->segs[i].folio->data +
-				     ((size_t)w->segs[i].first << shift);
-		w->iov[i].iov_len = (size_t)w->segs[i].n << shift;
+	wpc->nr_open--;
+	memmove(&wpc->open[i], &wpc->open[i + 1],
+		(size_t)(wpc->nr_open - i) * sizeof *wpc->open);
+	return w;
+}
+
+/*
+ * Start the open write wpc->open[@i], straight from its folios, and
+ * close it.
+ */
+static void write_submit(struct writepage_ctx *wpc, int i)
+{
+	struct wb_write *w = open_remove(wpc, i);
+	unsigned int shift = wpc->cache->block_shift;
+	int s;
+
+	for (s = 0; s < w->nr_segs; s++) {
+		w->iov[s].iov_base = w->segs[s].folio->data +
+				     ((size_t)w->segs[s].first << shift);
+		w->iov[s].iov_len = (size_t)w->segs[s].n << shift;
 	}
 	w->io.iov = w->iov;
 	w->io.iovcnt = w->nr_segs;
 	backing_submit_writev(wpc->backing, &w->io);
 }
 
-/*
- * Can @len bytes at @addr of AG @ag go on the end of the write being
- * built?  (iomap_can_add_to_ioend, for the physical side)
- */
-static bool write_can_add(const struct writepage_ctx *wpc, uint32_t ag,
-			  uint64_t addr, uint64_t len)
+/* Does @addr of AG @ag follow @w physically? */
+static bool write_continues(const struct wb_write *w, uint32_t ag,
+			    uint64_t addr)
 {
-	const struct wb_write *w = wpc->write;
+	return w->io.ag == ag && w->io.off + w->size == addr;
+}
 
-	return w && w->io.ag == ag && w->io.off + w->size == addr &&
-	       w->size + len <= IOEND_MAX_BYTES &&
+/* Can @w take @len bytes more?  (iomap_can_add_to_ioend, for the size) */
+static bool write_has_room(const struct wb_write *w, uint64_t len)
+{
+	return w->size + len <= IOEND_MAX_BYTES &&
 	       w->nr_segs < BACKING_IOV_MAX;
 }
 
 /*
- * Start a new write at @addr of AG @ag, once an idle one is free (reaping
- * completions for it).
+ * The open write that @len bytes at @addr of AG @ag can go on the end of,
+ * made the most recently grown; NULL if none.
  */
-static void write_start(struct writepage_ctx *wpc, uint32_t ag, uint64_t addr)
+static struct wb_write *write_find(struct writepage_ctx *wpc, uint32_t ag,
+				   uint64_t addr, uint64_t len)
+{
+	struct wb_write *w;
+	int i;
+
+	for (i = wpc->nr_open - 1; i >= 0; i--)
+		if (write_continues(wpc->open[i], ag, addr) &&
+		    write_has_room(wpc->open[i], len)) {
+			w = open_remove(wpc, i);
+			wpc->open[wpc->nr_open++] = w;
+			return w;
+		}
+	return NULL;
+}
+
+/*
+ * Make room for a new open write at @addr of AG @ag: start the full one
+ * that it continues, and the least recently grown one if WB_OPEN_MAX are
+ * still open.
+ */
+static void write_make_room(struct writepage_ctx *wpc, uint32_t ag,
+			    uint64_t addr)
+{
+	int i;
+
+	for (i = 0; i < wpc->nr_open; i++)
+		if (write_continues(wpc->open[i], ag, addr)) {
+			write_submit(wpc, i);
+			break;
+		}
+	if (wpc->nr_open == WB_OPEN_MAX)
+		write_submit(wpc, 0);
+}
+
+/*
+ * Open a new write at @addr of AG @ag, the most recently grown, once an
+ * idle one is free (reaping completions for it).  The caller made room
+ * for it (write_make_room).
+ */
+static struct wb_write *write_start(struct writepage_ctx *wpc, uint32_t ag,
+				    uint64_t addr)
 {
 	struct wb_write *w;
 
+	assert(wpc->nr_open < WB_OPEN_MAX);
 	while (!wpc->nr_free)
 		writes_reap(wpc, true);
 	w = wpc->free[--wpc->nr_free];
 	w->io = (struct backing_write){ .ag = ag, .off = addr };
 	w->size = 0;
 	w->nr_segs = w->nr_ioends = 0;
-	wpc->write = w;
+	wpc->open[wpc->nr_open++] = w;
+	return w;
 }
 
 /*
- * The ioend of the write being built that blocks of the current mapping
- * at @pos, @addr go in: its last if they continue it, else a new one.
+ * The ioend of the open write @w that blocks of the current mapping at
+ * @pos, @addr go in: its last if they continue it, else a new one.
  */
-static struct ioend *ioend_for(struct writepage_ctx *wpc, uint64_t pos,
-			       uint64_t addr)
+static struct ioend *ioend_for(struct writepage_ctx *wpc, struct wb_write *w,
+			       uint64_t pos, uint64_t addr)
 {
-	struct wb_write *w = wpc->write;
 	struct ioend *ioend;
 
 	if (w->nr_ioends) {
@@ -200,9 +253,9 @@ static struct ioend *ioend_for(struct writepage_ctx *wpc, uint64_t pos,
 
 /*
  * Add blocks [@blk, @blk + @n) of @folio, mapped by wpc->iomap, to an
- * ioend (iomap_add_to_ioend) of the write being built if they follow it
- * physically, else of a new write after that one is started (with @folio
- * unlocked meanwhile).  The blocks go from dirty to writeback.
+ * ioend (iomap_add_to_ioend) of the open write they follow physically,
+ * else of a new write (with @folio unlocked while room is made for it).
+ * The blocks go from dirty to writeback.
  */
 static void add_to_ioend(struct writepage_ctx *wpc, struct folio *folio,
 			 unsigned int blk, unsigned int n)
@@ -216,15 +269,15 @@ static void add_to_ioend(struct writepage_ctx *wpc, struct folio *folio,
 	struct ioend *ioend;
 	struct wb_write *w;
 
-	if (!write_can_add(wpc, wpc->iomap.ag, addr, len)) {
+	w = write_find(wpc, wpc->iomap.ag, addr, len);
+	if (!w) {
 		pthread_mutex_unlock(&folio->lock);
-		write_submit(wpc);
+		write_make_room(wpc, wpc->iomap.ag, addr);
 		writes_reap(wpc, false);
-		write_start(wpc, wpc->iomap.ag, addr);
+		w = write_start(wpc, wpc->iomap.ag, addr);
 		pthread_mutex_lock(&folio->lock);
 	}
-	w = wpc->write;
-	ioend = ioend_for(wpc, pos, addr);
+	ioend = ioend_for(wpc, w, pos, addr);
 	last = w->nr_segs ? &w->segs[w->nr_segs - 1] : NULL;
 	if (ioend->nr_segs && last->folio == folio &&
 	    last->first + last->n == blk) {
@@ -312,7 +365,8 @@ int iomap_writepages(struct writepage_ctx *wpc,
 		pthread_mutex_unlock(&folio->lock);
 		folio_put(pc, folio);
 	}
-	write_submit(wpc);
+	while (wpc->nr_open)
+		write_submit(wpc, 0);
 	while (wpc->nr_free < BACKING_QUEUE_DEPTH)
 		writes_reap(wpc, true);
 	return wpc->error;
@@ -343,7 +397,7 @@ int writepage_ctx_init(struct writepage_ctx *wpc,
 
 void writepage_ctx_destroy(struct writepage_ctx *wpc)
 {
-	assert(!wpc->write);
+	assert(!wpc->nr_open);
 	while (wpc->nr_free > 0)
 		free(wpc->free[--wpc->nr_free]);
 	free(wpc->indices);

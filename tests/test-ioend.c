@@ -2,7 +2,8 @@
 /*
  * The generic writeback (writeback.c) with stub ops on one AG file: two
  * folios far apart logically but allocated side by side go out as one
- * write, completed as two ioends; when the completion of one ioend fails,
+ * write, completed as two ioends, even with an overwrite elsewhere between
+ * them in logical order; when the completion of one ioend fails,
  * its blocks stay dirty, the other's do not, and the pass returns the
  * error.
  */
@@ -17,6 +18,7 @@
 #define BLOCK 4096u
 #define PAGE (16 * BLOCK)
 #define FAR_INDEX 3		/* the second folio: logical page 3 */
+#define ELSEWHERE 8		/* where other pages are, in pages of the AG */
 
 static struct {
 	int nr_end_io;
@@ -24,7 +26,10 @@ static struct {
 	uint64_t fail_offset;	/* end_io of the ioend here fails */
 } stub;
 
-/* Logical page 0 at AG bytes 0, page FAR_INDEX right after it. */
+/*
+ * Logical page 0 at AG bytes 0, page FAR_INDEX right after it, any other
+ * page ELSEWHERE pages further on.
+ */
 static int stub_map_blocks(struct writepage_ctx *wpc, uint64_t pos,
 			   uint64_t len)
 {
@@ -33,7 +38,9 @@ static int stub_map_blocks(struct writepage_ctx *wpc, uint64_t pos,
 	wpc->iomap = (struct iomap){
 		.offset = page * PAGE,
 		.length = PAGE,
-		.addr = page ? PAGE : 0,
+		.addr = page == 0 ? 0
+			: page == FAR_INDEX ? PAGE
+					    : (page + ELSEWHERE) * PAGE,
 		.ag = 0,
 		.type = IOMAP_UNWRITTEN,
 	};
@@ -68,15 +75,28 @@ struct rig {
 	struct writepage_ctx wpc;
 };
 
+/* Fill folio @index with @byte, all of it dirty. */
+static int dirty_folio(struct rig *r, uint64_t index, int byte)
+{
+	struct folio *f;
+
+	if (folio_get(&r->cache, index, true, &f))
+		return -1;
+	pthread_mutex_lock(&f->lock);
+	memset(f->data, byte, PAGE);
+	folio_mark_dirty(&r->cache, f, 0, PAGE / BLOCK);
+	pthread_mutex_unlock(&f->lock);
+	folio_put(&r->cache, f);
+	return 0;
+}
+
 /*
  * A volume's AG file, a cache, and folios 0 and FAR_INDEX dirty, filled
  * with 0x11 and 0x22.
  */
 static int rig_setup(struct rig *r)
 {
-	static const uint64_t index[2] = { 0, FAR_INDEX };
 	struct create_opts opts = { .size = 4 << 20, .ag_count = 1 };
-	int i;
 
 	memset(r, 0, sizeof *r);
 	r->dir = scratch_volume("ioend", &opts, NULL);
@@ -89,17 +109,8 @@ static int rig_setup(struct rig *r)
 	    writepage_ctx_init(&r->wpc, &stub_ops, NULL, &r->cache,
 			       &r->backing))
 		return -1;
-	for (i = 0; i < 2; i++) {
-		struct folio *f;
-
-		if (folio_get(&r->cache, index[i], true, &f))
-			return -1;
-		pthread_mutex_lock(&f->lock);
-		memset(f->data, 0x11 * (i + 1), PAGE);
-		folio_mark_dirty(&r->cache, f, 0, PAGE / BLOCK);
-		pthread_mutex_unlock(&f->lock);
-		folio_put(&r->cache, f);
-	}
+	if (dirty_folio(r, 0, 0x11) || dirty_folio(r, FAR_INDEX, 0x22))
+		return -1;
 	memset(&stub, 0, sizeof stub);
 	stub.fail_offset = UINT64_MAX;
 	return 0;
@@ -157,6 +168,31 @@ static void test_packed(void)
 	rig_teardown(&r);
 }
 
+/*
+ * Folio 1, written back in place elsewhere, comes between folios 0 and
+ * FAR_INDEX in logical order: they still go out as one write, folio 1 as
+ * a second one (a third would fail).
+ */
+static void test_overwrite_between(void)
+{
+	static unsigned char got[2 * PAGE];
+	struct rig r;
+
+	CU_ASSERT_FATAL(rig_setup(&r) == 0);
+	CU_ASSERT_FATAL(dirty_folio(&r, 1, 0x33) == 0);
+	backing_inject_fault(&r.backing, BACKING_WRITE, 3, EIO);
+	CU_ASSERT_EQUAL(writepages_all(&r), 0);
+	backing_inject_fault(&r.backing, BACKING_WRITE, 0, 0);
+	CU_ASSERT_EQUAL(stub.nr_end_io, 3);
+	CU_ASSERT_EQUAL(backing_read(&r.backing, 0, got, sizeof got, 0), 0);
+	CU_ASSERT(got[0] == 0x11 && got[PAGE] == 0x22);
+	CU_ASSERT_EQUAL(backing_read(&r.backing, 0, got, PAGE,
+				     (1 + ELSEWHERE) * PAGE), 0);
+	CU_ASSERT(got[0] == 0x33 && got[PAGE - 1] == 0x33);
+	CU_ASSERT_FALSE(folio_is_dirty(&r, 1));
+	rig_teardown(&r);
+}
+
 static void test_end_io_fails(void)
 {
 	struct rig r;
@@ -180,6 +216,8 @@ int main(void)
 	static const struct unit_test tests[] = {
 		{ "sparse blocks side by side: one write, two ioends",
 		  test_packed },
+		{ "an overwrite between them does not split their write",
+		  test_overwrite_between },
 		{ "a failed completion keeps its blocks dirty",
 		  test_end_io_fails },
 		{ NULL, NULL },

@@ -29,6 +29,8 @@
 #include "thinmap/pagecache.h"
 
 #define IOEND_MAX_BYTES (UINT64_C(4) << 20)
+/* Most writes being built at once (struct wb_write). */
+#define WB_OPEN_MAX 4
 
 /* A run of blocks of one folio in a write. */
 struct ioend_seg {
@@ -56,7 +58,10 @@ struct ioend {
  * One vectored write to an AG file, carrying ioends that follow each
  * other physically but not always logically: sparse blocks allocated side
  * by side go out as one write, as the kernel's block layer merges the bios
- * of such ioends in its plug (blk_attempt_plug_merge).
+ * of such ioends in its plug (blk_attempt_plug_merge).  Like the plug,
+ * writepages keeps up to WB_OPEN_MAX writes open and grows whichever one
+ * a block continues: an overwrite in place among blocks allocated side by
+ * side does not split their write.
  */
 struct wb_write {
 	struct backing_write io;	/* first: backing_reap() returns it */
@@ -100,7 +105,9 @@ struct writepage_ctx {
 	struct backing *backing;
 	struct iomap iomap;		/* the last mapping from map_blocks */
 	uint64_t seq;			/* the volume's, for iomap */
-	struct wb_write *write;		/* the one being built, or NULL */
+	/* The writes being built, the most recently grown last. */
+	struct wb_write *open[WB_OPEN_MAX];
+	int nr_open;
 	struct wb_write *free[BACKING_QUEUE_DEPTH];	/* idle writes */
 	int nr_free;
 	struct ioend **done;		/* room for every ioend in flight */
