@@ -130,6 +130,7 @@ int create_plan(const struct create_opts *opts, struct thinmap_sb *sb)
 		return err;
 	memset(sb, 0, sizeof *sb);
 	sb->version = THINMAP_FORMAT_VERSION;
+	sb->features = THINMAP_FEATURE_LOG;
 	sb->size = opts->size;
 	sb->block_size = bs;
 	sb->ag_count = (uint32_t)count;

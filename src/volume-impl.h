@@ -75,6 +75,12 @@ struct volume {
 
 /* Most pending records before a trim or zero commits them itself. */
 #define PENDING_MAX 16384
+/*
+ * Changes the metadata log holds before a commit checkpoints it: 16k
+ * records cost 2.8 us each to apply in one transaction, against 6 us for
+ * each record of ~1000 applied at once.
+ */
+#define LOG_MAX 16384
 
 extern const struct iomap_ops volume_iomap_ops;
 extern const struct iomap_writeback_ops volume_writeback_ops;

@@ -49,15 +49,10 @@ struct wb_daemon {
 
 /* ---- commit ---- */
 
-/* Record @rec, a pending change, in @txn. */
-static int record_one(struct meta_txn *txn, const struct extent *rec)
-{
-	if (rec->state == EXT_HOLE)
-		return meta_txn_unmap(txn, rec->lblk, rec->len);
-	return meta_txn_map(txn, rec);
-}
-
-/* Commit the pending records; with none, make earlier commits durable. */
+/*
+ * Log the pending records; with none, make earlier commits durable.  A
+ * commit that takes the log to LOG_MAX records or more checkpoints it.
+ */
 static int commit_pending(struct volume *vol, bool sync)
 {
 	struct meta_txn *txn;
@@ -67,8 +62,12 @@ static int commit_pending(struct volume *vol, bool sync)
 	if (vol->pending.n == 0)
 		return sync ? meta_sync(vol->meta) : 0;
 	err = meta_txn_begin(vol->meta, &txn);
+	if (err)
+		return err;
 	for (i = 0; !err && i < vol->pending.n; i++)
-		err = record_one(txn, &vol->pending.v[i]);
+		err = meta_txn_log(txn, &vol->pending.v[i]);
+	if (!err && meta_log_records(vol->meta) + vol->pending.n >= LOG_MAX)
+		err = meta_txn_checkpoint(txn);
 	if (err) {
 		meta_txn_abort(txn);
 		return err;

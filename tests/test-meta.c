@@ -3,9 +3,10 @@
  * The metadata store and volume open on real volumes in a temporary
  * directory: random transactions of map, unmap and convert (some aborted,
  * some synced) against an extent map as the reference; the same extents
- * and free space after close and reopen; and refusal of damaged volumes:
- * bad magic, newer version, unknown features, invalid or overlapping
- * records written straight into LMDB.
+ * and free space after close and reopen; the log: changes read through
+ * it, checkpointed, given to a volume made before it; and refusal of
+ * damaged volumes: bad magic, newer version, unknown features, invalid or
+ * overlapping records and bad log records written straight into LMDB.
  */
 #include <errno.h>
 #include <lmdb.h>
@@ -223,7 +224,7 @@ static void raw_put(const char *dir, const char *db, const void *key,
 
 	snprintf(path, sizeof path, "%s/meta", dir);
 	CU_ASSERT_EQUAL_FATAL(mdb_env_create(&env), 0);
-	mdb_env_set_maxdbs(env, 2);
+	mdb_env_set_maxdbs(env, 3);
 	CU_ASSERT_EQUAL_FATAL(mdb_env_open(env, path, 0, 0644), 0);
 	CU_ASSERT_EQUAL_FATAL(mdb_txn_begin(env, NULL, 0, &txn), 0);
 	CU_ASSERT_EQUAL_FATAL(mdb_dbi_open(txn, db, 0, &dbi), 0);
@@ -244,7 +245,7 @@ static void poke_sb(const char *dir, size_t off, unsigned char byte)
 
 	snprintf(path, sizeof path, "%s/meta", dir);
 	CU_ASSERT_EQUAL_FATAL(mdb_env_create(&env), 0);
-	mdb_env_set_maxdbs(env, 2);
+	mdb_env_set_maxdbs(env, 3);
 	CU_ASSERT_EQUAL_FATAL(mdb_env_open(env, path, MDB_RDONLY, 0644), 0);
 	CU_ASSERT_EQUAL_FATAL(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
 	CU_ASSERT_EQUAL_FATAL(mdb_dbi_open(txn, "super", 0, &dbi), 0);
@@ -345,6 +346,120 @@ static void test_overlapping_records(void)
 	scratch_remove(dir);
 }
 
+/* Log @n changes of @ext in one synced commit, checkpointing after @cp. */
+static void log_changes(struct meta *meta, const struct extent *ext,
+			size_t n, size_t cp)
+{
+	struct meta_txn *txn;
+	size_t i;
+
+	CU_ASSERT_EQUAL_FATAL(meta_txn_begin(meta, &txn), 0);
+	for (i = 0; i < n; i++) {
+		CU_ASSERT_EQUAL(meta_txn_log(txn, &ext[i]), 0);
+		if (i + 1 == cp)
+			CU_ASSERT_EQUAL(meta_txn_checkpoint(txn), 0);
+	}
+	CU_ASSERT_EQUAL(meta_txn_commit(txn, true), 0);
+}
+
+/*
+ * Changes in the log are the map, in order, for a read-write open and for
+ * a read-only one beside it; a checkpoint keeps them; the next read-write
+ * open checkpoints the log.
+ */
+static void test_log(void)
+{
+	static const struct extent ext[] = {
+		{ 0, 16, PBLK(0, 0), EXT_UNWRITTEN },
+		{ 4, 4, PBLK_NULL, EXT_HOLE },
+		{ 100, 8, PBLK(1, 0), EXT_MAPPED },
+		{ 100, 2, PBLK_NULL, EXT_HOLE },
+	};
+	char *dir = new_volume();
+	struct meta *meta, *ro;
+	struct emap model;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+	emap_init(&model);
+	emap_set(&model, &ext[0]);
+	emap_remove(&model, 4, 4);
+	emap_set(&model, &ext[2]);
+	emap_remove(&model, 100, 2);
+	meta = open_meta(dir, false);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(meta);
+	log_changes(meta, ext, 2, 0);
+	log_changes(meta, ext + 2, 2, 1);	/* checkpoint after the 3rd */
+	CU_ASSERT_EQUAL(meta_log_records(meta), 1);
+	CU_ASSERT_TRUE(meta_matches(meta, &model));
+	ro = open_meta(dir, true);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ro);
+	CU_ASSERT_TRUE(meta_matches(ro, &model));
+	meta_close(ro);
+	meta_close(meta);
+	meta = open_meta(dir, false);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(meta);
+	CU_ASSERT_EQUAL(meta_log_records(meta), 0);
+	CU_ASSERT_TRUE(meta_matches(meta, &model));
+	meta_close(meta);
+	emap_destroy(&model);
+	scratch_remove(dir);
+}
+
+/* A volume made before the log: a read-write open gives it one. */
+static void test_log_upgrade(void)
+{
+	struct extent ext = { 8, 8, PBLK(2, 8), EXT_MAPPED };
+	char *dir = new_volume();
+	char path[4200];
+	struct meta *meta;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+	poke_sb(dir, 16, 0);				/* features */
+	snprintf(path, sizeof path, "%s/meta", dir);
+	CU_ASSERT_EQUAL_FATAL(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 3);
+	CU_ASSERT_EQUAL_FATAL(mdb_env_open(env, path, 0, 0644), 0);
+	CU_ASSERT_EQUAL_FATAL(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	CU_ASSERT_EQUAL_FATAL(mdb_dbi_open(txn, "log", 0, &dbi), 0);
+	CU_ASSERT_EQUAL(mdb_drop(txn, dbi, 1), 0);
+	CU_ASSERT_EQUAL(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	meta = open_meta(dir, true);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(meta);
+	CU_ASSERT_EQUAL(meta_sb(meta)->features, 0);
+	meta_close(meta);
+	meta = open_meta(dir, false);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(meta);
+	CU_ASSERT_EQUAL(meta_sb(meta)->features, THINMAP_FEATURE_LOG);
+	log_changes(meta, &ext, 1, 0);
+	meta_close(meta);
+	meta = open_meta(dir, true);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(meta);
+	CU_ASSERT_EQUAL(meta_sb(meta)->features, THINMAP_FEATURE_LOG);
+	meta_close(meta);
+	scratch_remove(dir);
+}
+
+/* A log record that cannot be decoded: refused by both kinds of open. */
+static void test_bad_log_record(void)
+{
+	static const unsigned char key[8] = { 0 }, val[5] = { 0 };
+	struct meta *meta = NULL;
+	char *dir = new_volume();
+	char path[4200];
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+	raw_put(dir, "log", key, sizeof key, val, sizeof val);
+	expect_refused(dir, -EFSCORRUPTED, "log record value");
+	snprintf(path, sizeof path, "%s/meta", dir);
+	CU_ASSERT_EQUAL(meta_open(path, false, &meta), -EFSCORRUPTED);
+	CU_ASSERT_PTR_NOT_NULL(strstr(tm_get_error(), "log record"));
+	scratch_remove(dir);
+}
+
 /* A read-write open excludes another; read-only opens do not. */
 static void test_exclusive_open(void)
 {
@@ -388,6 +503,9 @@ int main(void)
 		{ "bad superblock", test_bad_superblock },
 		{ "bad records", test_bad_records },
 		{ "overlapping records", test_overlapping_records },
+		{ "log", test_log },
+		{ "log given to an older volume", test_log_upgrade },
+		{ "bad log record", test_bad_log_record },
 		{ "round trip", test_round_trip },
 		{ NULL, NULL },
 	};

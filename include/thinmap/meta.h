@@ -13,9 +13,17 @@
  *              stay at offsets 0 and 8 in every format version.
  *   "extents"  8-byte big-endian logical block -> 16 bytes, little-endian:
  *              u64 pblk, u32 len, u8 state (1 MAPPED, 2 UNWRITTEN), 3 zero
+ *   "log"      8-byte big-endian sequence number -> 24 bytes: a change,
+ *              the key then the value of an "extents" record, state 0
+ *              meaning that the range becomes a hole (THINMAP_FEATURE_LOG)
  *
  * Only MAPPED and UNWRITTEN extents are persisted; a block with no record
  * is a hole.  DELALLOC is never written here.
+ *
+ * Commits append their changes to the log, in order; a checkpoint applies
+ * the log to "extents" and empties it (meta_txn_checkpoint).  The map is
+ * "extents" with the log applied: what meta_load() gives.  A read-write
+ * open checkpoints, and gives a volume made before the log its log.
  *
  * One write transaction at a time (LMDB's rule): the caller serializes
  * them, and uses each on one thread.  Read-only opens take no write lock.
@@ -30,7 +38,9 @@
 
 #define THINMAP_MAGIC UINT64_C(0x50414d4e49485400)	/* "\0THINMAP" */
 #define THINMAP_FORMAT_VERSION 1
-#define THINMAP_FEATURES_KNOWN UINT64_C(0)	/* none defined yet */
+/* Incompatible features: a thinmap that does not know one refuses. */
+#define THINMAP_FEATURE_LOG UINT64_C(1)		/* the "log" database */
+#define THINMAP_FEATURES_KNOWN THINMAP_FEATURE_LOG
 
 #define BLOCK_SIZE_MIN 512
 #define BLOCK_SIZE_MAX 65536
@@ -73,7 +83,9 @@ int meta_create(const char *metadir, const struct thinmap_sb *sb);
 
 /*
  * Open the metadata in @metadir, read-only or read-write, and check the
- * superblock.  Returns 0 and sets *@metap; or, with a message:
+ * superblock.  A read-write open adds the log to a volume without one and
+ * checkpoints what the log holds.  Returns 0 and sets *@metap; or, with a
+ * message:
  * -ENOENT no metadata there; -EFSCORRUPTED damaged environment or bad
  * superblock (magic, fields); -EOPNOTSUPP written by a newer format version
  * or with unknown features; other errnos from the system.
@@ -84,13 +96,16 @@ void meta_close(struct meta *meta);
 const struct thinmap_sb *meta_sb(const struct meta *meta);
 
 /*
- * Call @fn for every extent record in logical order, in one read
+ * Call @fn for every extent of the map in logical order, in one read
  * transaction (a consistent snapshot).  A record whose key or value has
  * the wrong size is passed with @bad saying so (and @ext holding what
  * could be decoded); otherwise @bad is NULL and @ext is decoded but not
- * validated (see meta_extent_invalid()).  Stops when @fn returns nonzero
- * and returns that; returns 0 at the end, or -EFSCORRUPTED if LMDB finds
- * the environment damaged (message set).
+ * validated (see meta_extent_invalid()).  When the log holds changes, the
+ * map is built in memory first: records that cannot go in it (invalid,
+ * overlapping, or a bad change from the log) are passed first, with @bad
+ * saying why, then the extents, valid.  Stops when @fn returns nonzero
+ * and returns that; returns 0 at the end, -ENOMEM, or -EFSCORRUPTED if
+ * LMDB finds the environment damaged (message set).
  */
 int meta_load(struct meta *meta,
 	      int (*fn)(void *arg, const struct extent *ext, const char *bad),
@@ -110,6 +125,23 @@ int meta_txn_unmap(struct meta_txn *txn, uint64_t lblk, uint64_t len);
 
 /* Record that the UNWRITTEN blocks in [@lblk, @lblk + @len) are MAPPED. */
 int meta_txn_convert(struct meta_txn *txn, uint64_t lblk, uint64_t len);
+
+/*
+ * Append a change to the log: [@ext->lblk, + @ext->len) maps to @ext
+ * (MAPPED or UNWRITTEN), or is a hole (EXT_HOLE).  Returns 0, -EINVAL for
+ * an invalid change (message set), or an errno from LMDB.
+ */
+int meta_txn_log(struct meta_txn *txn, const struct extent *ext);
+
+/*
+ * Apply the log's changes to the extent records, in order, and empty the
+ * log.  Returns 0, -EFSCORRUPTED for a change that cannot be decoded or
+ * is invalid, or an errno from LMDB (message set).
+ */
+int meta_txn_checkpoint(struct meta_txn *txn);
+
+/* Changes in the log of a read-write open, as of the last commit. */
+uint64_t meta_log_records(const struct meta *meta);
 
 /*
  * Commit; with @sync, the transaction is on stable storage on return.
