@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The metadata store and volume open on real volumes in a temporary
- * directory: random transactions of map, unmap and convert (some aborted,
- * some synced) against an extent map as the reference; the same extents
+ * directory: random transactions of map, unmap and convert, made on the
+ * records or logged and checkpointed (some aborted, some synced), against
+ * an extent map as the reference; the same extents
  * and free space after close and reopen; the log: changes read through
  * it, checkpointed, given to a volume made before it; and refusal of
  * damaged volumes: bad magic, newer version, unknown features, invalid or
@@ -68,25 +69,43 @@ static struct extent random_extent(struct rng *r)
 	return ext;
 }
 
-/* Apply one random change to both the transaction and the model. */
+/* Map @ext in @txn: on the records, or in the log if @log. */
+static int txn_map(struct meta_txn *txn, bool log, const struct extent *ext)
+{
+	return log ? meta_txn_log(txn, ext) : meta_txn_map(txn, ext);
+}
+
+/* Unmap [@lblk, @lblk + @len) in @txn, as txn_map() maps. */
+static int txn_unmap(struct meta_txn *txn, bool log, uint64_t lblk,
+		     uint64_t len)
+{
+	struct extent hole = { lblk, len, PBLK_NULL, EXT_HOLE };
+
+	return log ? meta_txn_log(txn, &hole) : meta_txn_unmap(txn, lblk, len);
+}
+
+/*
+ * Apply one random change to both the transaction and the model: logged
+ * if @log (the log has no convert), else on the records.
+ */
 static int random_change(struct meta_txn *txn, struct emap *model,
-			 struct rng *r)
+			 struct rng *r, bool log)
 {
 	struct extent ext = random_extent(r);
 	uint64_t twin = (ext.lblk + AG_BLOCKS * AGS) % NBLOCKS;
-	unsigned int dice = (unsigned int)rng_below(r, 10);
+	unsigned int dice = (unsigned int)rng_below(r, log ? 8 : 10);
 	int err;
 
 	if (dice < 6) {
 		/* The other logical half uses the same physical blocks. */
-		err = meta_txn_unmap(txn, twin, ext.len);
+		err = txn_unmap(txn, log, twin, ext.len);
 		if (!err)
-			err = meta_txn_map(txn, &ext);
+			err = txn_map(txn, log, &ext);
 		return err ? err : emap_remove(model, twin, ext.len) ||
 					   emap_set(model, &ext);
 	}
 	if (dice < 8) {
-		err = meta_txn_unmap(txn, ext.lblk, ext.len);
+		err = txn_unmap(txn, log, ext.lblk, ext.len);
 		return err ? err : emap_remove(model, ext.lblk, ext.len);
 	}
 	err = meta_txn_convert(txn, ext.lblk, ext.len);
@@ -141,13 +160,17 @@ static int run_transactions(const char *dir, struct emap *model,
 
 	while (!err && ops > 0) {
 		unsigned long n = 1 + rng_below(r, 200);
+		/* Changes on the records only while the log is empty. */
+		bool log = meta_log_records(meta) > 0 || rng_below(r, 2);
 
 		err = meta_txn_begin(meta, &txn);
 		emap_init(&shadow);
 		emap_iterate(model, 0, UINT64_MAX, copy_one, &shadow);
 		for (i = 0; i < n && i < ops && !err; i++)
-			err = random_change(txn, model, r);
+			err = random_change(txn, model, r, log);
 		ops -= i;
+		if (!err && log && rng_below(r, 4) == 0)
+			err = meta_txn_checkpoint(txn);
 		if (err) {
 			fprintf(stderr, "change: %s\n", tm_get_error());
 		} else if (rng_below(r, 5) == 0) {	/* abort: undo model */

@@ -117,6 +117,12 @@ int meta_load(struct meta *meta,
  */
 int meta_txn_begin(struct meta *meta, struct meta_txn **txnp);
 
+/*
+ * The next three change the extent records themselves, which is right
+ * only while the log is empty (or in a checkpoint): a change that the log
+ * holds would be applied over them later.
+ */
+
 /* Record that [@ext->lblk, + @ext->len) maps to @ext (MAPPED/UNWRITTEN). */
 int meta_txn_map(struct meta_txn *txn, const struct extent *ext);
 
