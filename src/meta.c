@@ -8,14 +8,7 @@
  * pages that were not written.  A syncing commit also flushes the meta
  * page (mdb_env_sync), which is what a durable NBD flush needs.
  *
- * The log: a commit appends its changes to the "log" database under
- * increasing keys, which touches a page or two however scattered the
- * changes are, where updating "extents" would rewrite a leaf page for
- * each (random 4 KiB writes, 256 per flush: 3 ms a commit, against 0.9
- * ms logged).  A checkpoint applies the log to "extents" in order and
- * empties it, in one transaction, as XFS writes its logged metadata back
- * in place (the AIL) and moves the log tail.  A read-write open
- * checkpoints; readers see "extents" with the log applied (meta_load).
+ * The log, its checkpoints and meta_load() are in meta-log.c.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -25,41 +18,20 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "thinmap/emap.h"
 #include "thinmap/error.h"
 #include "thinmap/meta.h"
+#include "meta-impl.h"
 
 /* LMDB reserves address space, not disk: room for ~10^8 extents. */
 #define META_MAPSIZE (UINT64_C(16) << 30)
 
 #define SB_KEY "sb"
 #define SB_BYTES 56
-#define REC_KEY_BYTES 8
-#define REC_VAL_BYTES 16
-#define LOG_KEY_BYTES 8
-#define LOG_VAL_BYTES (REC_KEY_BYTES + REC_VAL_BYTES)
 
 /* On-disk extent states (never reorder); a hole only in the log. */
 #define DISK_HOLE 0
 #define DISK_MAPPED 1
 #define DISK_UNWRITTEN 2
-
-struct meta {
-	char *dir;
-	MDB_env *env;
-	MDB_dbi super_dbi, ext_dbi, log_dbi;	/* log_dbi: with the feature */
-	bool rdonly;
-	struct thinmap_sb sb;
-	uint64_t log_n;		/* read-write: records in the log */
-	uint64_t log_next;	/* read-write: the key of the next one */
-};
-
-struct meta_txn {
-	struct meta *meta;
-	MDB_txn *txn;
-	MDB_cursor *cur;
-	uint64_t log_n, log_next;	/* meta's, once committed */
-};
 
 /* ---- encoding ---- */
 
@@ -81,7 +53,7 @@ static uint64_t get_le(const unsigned char *p, unsigned int bytes)
 	return v;
 }
 
-static void put_be64(unsigned char *p, uint64_t v)
+void meta_put_be64(unsigned char *p, uint64_t v)
 {
 	unsigned int i;
 
@@ -124,10 +96,10 @@ static void sb_decode(const unsigned char *p, struct thinmap_sb *sb)
 	sb->ag_blocks = (uint32_t)get_le(p + 52, 4);
 }
 
-static void rec_encode(const struct extent *ext, unsigned char *key,
+void meta_rec_encode(const struct extent *ext, unsigned char *key,
 		       unsigned char *val)
 {
-	put_be64(key, ext->lblk);
+	meta_put_be64(key, ext->lblk);
 	memset(val, 0, REC_VAL_BYTES);
 	put_le(val, ext->pblk, 8);
 	put_le(val + 8, ext->len, 4);
@@ -137,7 +109,7 @@ static void rec_encode(const struct extent *ext, unsigned char *key,
 }
 
 /* Decode a record; returns why it cannot be, or NULL. */
-static const char *rec_decode(const MDB_val *key, const MDB_val *val,
+const char *meta_rec_decode(const MDB_val *key, const MDB_val *val,
 			      struct extent *ext)
 {
 	const unsigned char *v = val->mv_data;
@@ -165,23 +137,6 @@ static const char *rec_decode(const MDB_val *key, const MDB_val *val,
 		ext->state = (enum extent_state)(0x100 | v[12]);
 	}
 	return NULL;
-}
-
-/* Decode a log record, a change; returns why it cannot be, or NULL. */
-static const char *log_decode(const MDB_val *key, const MDB_val *val,
-			      struct extent *ext)
-{
-	const unsigned char *v = val->mv_data;
-	MDB_val rkey = { REC_KEY_BYTES, val->mv_data },
-		rval = { REC_VAL_BYTES, (void *)(v + REC_KEY_BYTES) };
-
-	memset(ext, 0, sizeof *ext);
-	ext->pblk = PBLK_NULL;
-	if (key->mv_size != LOG_KEY_BYTES)
-		return "log record key is not 8 bytes";
-	if (val->mv_size != LOG_VAL_BYTES)
-		return "log record value is not 24 bytes";
-	return rec_decode(&rkey, &rval, ext);
 }
 
 /* ---- validation ---- */
@@ -220,31 +175,10 @@ const char *meta_extent_invalid(const struct thinmap_sb *sb,
 	return NULL;
 }
 
-/*
- * Why @ext is not a valid change for the log, or NULL: a valid record, or
- * a hole of 1 .. EXTENT_MAX_LEN blocks inside the virtual size.
- */
-static const char *log_record_invalid(const struct thinmap_sb *sb,
-				      const struct extent *ext)
-{
-	uint64_t nblocks = sb->size / sb->block_size;
-
-	if (ext->state != EXT_HOLE)
-		return meta_extent_invalid(sb, ext);
-	if (ext->len == 0 || ext->len > EXTENT_MAX_LEN)
-		return "length is not 1 .. 2^31 blocks";
-	if (ext->lblk >= nblocks || ext->len > nblocks - ext->lblk)
-		return "extends past the virtual size";
-	return NULL;
-}
-
 /* ---- errors ---- */
 
-/*
- * Turn LMDB's @rc into a negative errno, with a message "@what: reason".
- * LMDB returns system errnos as they are and its own codes below zero.
- */
-static int meta_error(const struct meta *meta, int rc, const char *what)
+/* LMDB's @rc as a negative errno, with a message (meta-impl.h). */
+int meta_error(const struct meta *meta, int rc, const char *what)
 {
 	int err;
 
@@ -369,11 +303,8 @@ static void meta_free(struct meta *meta)
 	free(meta);
 }
 
-/*
- * Write @sb, durably, creating the databases it needs that are not there
- * yet: a new environment's, or the log of a volume that gains the feature.
- */
-static int sb_write(struct meta *meta, const struct thinmap_sb *sb)
+/* Write @sb, durably, creating databases as needed (meta-impl.h). */
+int meta_sb_write(struct meta *meta, const struct thinmap_sb *sb)
 {
 	unsigned char buf[SB_BYTES];
 	MDB_val key = { sizeof SB_KEY - 1, SB_KEY }, val = { SB_BYTES, buf };
@@ -417,7 +348,7 @@ int meta_create(const char *metadir, const struct thinmap_sb *sb)
 		return -ENOMEM;
 	err = env_open(meta, 0);
 	if (!err)
-		err = sb_write(meta, sb);
+		err = meta_sb_write(meta, sb);
 	meta_free(meta);
 	return err;
 }
@@ -486,57 +417,6 @@ static int sb_read(struct meta *meta)
 	return err;
 }
 
-/* Records in the log of @meta, in a read transaction.  0 or an errno. */
-static int log_count(struct meta *meta, MDB_txn *txn, uint64_t *n)
-{
-	MDB_stat st;
-	int rc;
-
-	*n = 0;
-	if (!(meta->sb.features & THINMAP_FEATURE_LOG))
-		return 0;
-	rc = mdb_stat(txn, meta->log_dbi, &st);
-	if (rc)
-		return meta_error(meta, rc, "read log");
-	*n = st.ms_entries;
-	return 0;
-}
-
-/*
- * Make the log ready for commits: give a volume made before it the log
- * (the feature), and checkpoint what a crash left there.
- */
-static int log_open(struct meta *meta)
-{
-	struct thinmap_sb sb = meta->sb;
-	struct meta_txn *txn;
-	MDB_txn *rtxn;
-	int rc, err;
-
-	if (!(sb.features & THINMAP_FEATURE_LOG)) {
-		sb.features |= THINMAP_FEATURE_LOG;
-		err = sb_write(meta, &sb);
-		if (err)
-			return err;
-	}
-	rc = mdb_txn_begin(meta->env, NULL, MDB_RDONLY, &rtxn);
-	if (rc)
-		return meta_error(meta, rc, "begin");
-	err = log_count(meta, rtxn, &meta->log_n);
-	mdb_txn_abort(rtxn);
-	if (err || meta->log_n == 0)
-		return err;
-	err = meta_txn_begin(meta, &txn);
-	if (err)
-		return err;
-	err = meta_txn_checkpoint(txn);
-	if (err) {
-		meta_txn_abort(txn);
-		return err;
-	}
-	return meta_txn_commit(txn, true);
-}
-
 int meta_open(const char *metadir, bool rdonly, struct meta **metap)
 {
 	struct meta *meta;
@@ -564,7 +444,7 @@ int meta_open(const char *metadir, bool rdonly, struct meta **metap)
 	if (!err)
 		err = sb_read(meta);
 	if (!err && !rdonly)
-		err = log_open(meta);
+		err = meta_log_open(meta);
 	if (err) {
 		meta_free(meta);
 		return err;
@@ -584,133 +464,12 @@ const struct thinmap_sb *meta_sb(const struct meta *meta)
 	return &meta->sb;
 }
 
-/*
- * Call @fn for each record of @dbi in key order, decoded by @decode, in
- * @txn (@what names the database in messages).  Stops at the first nonzero
- * return of @fn and returns it; 0 at the end, or an errno from LMDB.
- */
-static int walk(struct meta *meta, MDB_txn *txn, MDB_dbi dbi,
-		const char *(*decode)(const MDB_val *key, const MDB_val *val,
-				      struct extent *ext),
-		int (*fn)(void *arg, const struct extent *ext, const char *bad),
-		void *arg, const char *what)
-{
-	MDB_cursor *cur;
-	MDB_val key, val;
-	struct extent ext;
-	int rc, ret = 0;
-
-	rc = mdb_cursor_open(txn, dbi, &cur);
-	if (rc)
-		return meta_error(meta, rc, what);
-	rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
-	while (rc == 0 && ret == 0) {
-		const char *bad = decode(&key, &val, &ext);
-
-		ret = fn(arg, &ext, bad);
-		if (ret == 0)
-			rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
-	}
-	if (rc && rc != MDB_NOTFOUND)
-		ret = meta_error(meta, rc, what);
-	mdb_cursor_close(cur);
-	return ret;
-}
-
-/* The extent records with the log applied, built in memory. */
-struct merge {
-	const struct thinmap_sb *sb;
-	struct emap map;
-	uint64_t end;		/* of the last record that went in */
-	int (*fn)(void *arg, const struct extent *ext, const char *bad);
-	void *arg;
-};
-
-/* A record into the merged map; one that cannot go in, to @fn with why. */
-static int merge_record(void *arg, const struct extent *ext, const char *bad)
-{
-	struct merge *m = arg;
-
-	if (!bad)
-		bad = meta_extent_invalid(m->sb, ext);
-	if (!bad && ext->lblk < m->end)
-		bad = "overlaps the previous extent";
-	if (bad)
-		return m->fn(m->arg, ext, bad);
-	m->end = extent_end(ext);
-	return emap_set(&m->map, ext);
-}
-
-/* A change from the log onto the merged map; a bad one, to @fn. */
-static int merge_change(void *arg, const struct extent *ext, const char *bad)
-{
-	struct merge *m = arg;
-
-	if (!bad)
-		bad = log_record_invalid(m->sb, ext);
-	if (bad)
-		return m->fn(m->arg, ext, bad);
-	if (ext->state == EXT_HOLE)
-		return emap_remove(&m->map, ext->lblk, ext->len);
-	return emap_set(&m->map, ext);
-}
-
-static int merge_emit(void *arg, const struct extent *ext)
-{
-	struct merge *m = arg;
-
-	return m->fn(m->arg, ext, NULL);
-}
-
-static int load_merged(struct meta *meta, MDB_txn *txn,
-		       int (*fn)(void *arg, const struct extent *ext,
-				 const char *bad),
-		       void *arg)
-{
-	struct merge m = { .sb = &meta->sb, .fn = fn, .arg = arg };
-	int ret;
-
-	emap_init(&m.map);
-	ret = walk(meta, txn, meta->ext_dbi, rec_decode, merge_record, &m,
-		   "read extents");
-	if (!ret)
-		ret = walk(meta, txn, meta->log_dbi, log_decode, merge_change,
-			   &m, "read log");
-	if (!ret)
-		ret = emap_iterate(&m.map, 0,
-				   meta->sb.size / meta->sb.block_size,
-				   merge_emit, &m);
-	emap_destroy(&m.map);
-	return ret;
-}
-
-int meta_load(struct meta *meta,
-	      int (*fn)(void *arg, const struct extent *ext, const char *bad),
-	      void *arg)
-{
-	MDB_txn *txn;
-	uint64_t logged;
-	int rc, ret;
-
-	rc = mdb_txn_begin(meta->env, NULL, MDB_RDONLY, &txn);
-	if (rc)
-		return meta_error(meta, rc, "begin");
-	ret = log_count(meta, txn, &logged);
-	if (!ret && logged)
-		ret = load_merged(meta, txn, fn, arg);
-	else if (!ret)
-		ret = walk(meta, txn, meta->ext_dbi, rec_decode, fn, arg,
-			   "read extents");
-	mdb_txn_abort(txn);
-	return ret;
-}
-
 /* ---- the extent store primitives on the write transaction ---- */
 
 static int txn_decode(struct meta_txn *t, const MDB_val *key,
 		      const MDB_val *val, struct extent *ext)
 {
-	const char *bad = rec_decode(key, val, ext);
+	const char *bad = meta_rec_decode(key, val, ext);
 
 	if (!bad)
 		return 0;
@@ -726,7 +485,7 @@ static int txn_get(struct meta_txn *t, uint64_t lblk, MDB_cursor_op op,
 	MDB_val key = { sizeof kbuf, kbuf }, val;
 	int rc;
 
-	put_be64(kbuf, lblk);
+	meta_put_be64(kbuf, lblk);
 	rc = mdb_cursor_get(t->cur, &key, &val, op);
 	if (rc == MDB_NOTFOUND)
 		return -ENOENT;
@@ -776,7 +535,7 @@ static int txn_put(void *store, const struct extent *ext)
 	MDB_val key = { sizeof kbuf, kbuf }, val = { sizeof vbuf, vbuf };
 	int rc;
 
-	rec_encode(ext, kbuf, vbuf);
+	meta_rec_encode(ext, kbuf, vbuf);
 	rc = mdb_put(t->txn, t->meta->ext_dbi, &key, &val, 0);
 	return rc ? meta_error(t->meta, rc, "write extent") : 0;
 }
@@ -788,7 +547,7 @@ static int txn_del(void *store, uint64_t lblk)
 	MDB_val key = { sizeof kbuf, kbuf };
 	int rc;
 
-	put_be64(kbuf, lblk);
+	meta_put_be64(kbuf, lblk);
 	rc = mdb_del(t->txn, t->meta->ext_dbi, &key, NULL);
 	return rc ? meta_error(t->meta, rc, "delete extent") : 0;
 }
@@ -854,63 +613,6 @@ int meta_txn_convert(struct meta_txn *txn, uint64_t lblk, uint64_t len)
 				    EXT_UNWRITTEN, EXT_MAPPED);
 }
 
-int meta_txn_log(struct meta_txn *txn, const struct extent *ext)
-{
-	struct meta *meta = txn->meta;
-	const char *why = log_record_invalid(&meta->sb, ext);
-	unsigned char kbuf[LOG_KEY_BYTES], vbuf[LOG_VAL_BYTES];
-	MDB_val key = { sizeof kbuf, kbuf }, val = { sizeof vbuf, vbuf };
-	int rc;
-
-	if (why) {
-		tm_set_error("%s: refusing to log extent %llu+%llu: %s",
-			     meta->dir, (unsigned long long)ext->lblk,
-			     (unsigned long long)ext->len, why);
-		return -EINVAL;
-	}
-	put_be64(kbuf, txn->log_next);
-	rec_encode(ext, vbuf, vbuf + REC_KEY_BYTES);
-	rc = mdb_put(txn->txn, meta->log_dbi, &key, &val, MDB_APPEND);
-	if (rc)
-		return meta_error(meta, rc, "write log");
-	txn->log_next++;
-	txn->log_n++;
-	return 0;
-}
-
-/* Apply @ext, a change from the log, to the records of @arg, a txn. */
-static int checkpoint_change(void *arg, const struct extent *ext,
-			     const char *bad)
-{
-	struct meta_txn *t = arg;
-
-	if (!bad)
-		bad = log_record_invalid(&t->meta->sb, ext);
-	if (bad) {
-		tm_set_error("%s: damaged metadata: log record for logical "
-			     "block %llu: %s", t->meta->dir,
-			     (unsigned long long)ext->lblk, bad);
-		return -EFSCORRUPTED;
-	}
-	if (ext->state == EXT_HOLE)
-		return meta_txn_unmap(t, ext->lblk, ext->len);
-	return meta_txn_map(t, ext);
-}
-
-int meta_txn_checkpoint(struct meta_txn *txn)
-{
-	struct meta *meta = txn->meta;
-	int rc, err;
-
-	err = walk(meta, txn->txn, meta->log_dbi, log_decode,
-		   checkpoint_change, txn, "read log");
-	if (!err && (rc = mdb_drop(txn->txn, meta->log_dbi, 0)) != 0)
-		err = meta_error(meta, rc, "empty the log");
-	if (!err)
-		txn->log_n = txn->log_next = 0;
-	return err;
-}
-
 int meta_txn_commit(struct meta_txn *txn, bool sync)
 {
 	struct meta *meta = txn->meta;
@@ -926,11 +628,6 @@ int meta_txn_commit(struct meta_txn *txn, bool sync)
 	if (!rc && sync)
 		rc = mdb_env_sync(meta->env, 1);
 	return rc ? meta_error(meta, rc, "commit") : 0;
-}
-
-uint64_t meta_log_records(const struct meta *meta)
-{
-	return meta->log_n;
 }
 
 void meta_txn_abort(struct meta_txn *txn)
