@@ -18,6 +18,29 @@ void backing_inject_fault(struct backing *b, enum backing_op op,
 	__atomic_store_n(&b->fault_in[op], nth, __ATOMIC_RELEASE);
 }
 
+unsigned int backing_hold_writes(struct backing *b, bool hold)
+{
+	unsigned int n;
+
+	pthread_mutex_lock(&b->hold_lock);
+	__atomic_store_n(&b->held, hold, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&b->hold_cond);
+	n = b->holding;
+	pthread_mutex_unlock(&b->hold_lock);
+	return n;
+}
+
+/* Wait while the test hook holds writes. */
+static void hold_wait(struct backing *b)
+{
+	pthread_mutex_lock(&b->hold_lock);
+	b->holding++;
+	while (b->held)
+		pthread_cond_wait(&b->hold_cond, &b->hold_lock);
+	b->holding--;
+	pthread_mutex_unlock(&b->hold_lock);
+}
+
 /* The injected error for this call of @op, or 0 (see backing.h). */
 static int injected(struct backing *b, enum backing_op op)
 {
@@ -88,6 +111,8 @@ int backing_open(struct backing *b, const char *dir, uint32_t ag_count,
 	uint32_t ag;
 
 	memset(b, 0, sizeof *b);
+	pthread_mutex_init(&b->hold_lock, NULL);
+	pthread_cond_init(&b->hold_cond, NULL);
 	b->fds = malloc(ag_count * sizeof *b->fds);
 	b->dirty = calloc(ag_count, sizeof *b->dirty);
 	if (!b->fds || !b->dirty) {
@@ -125,6 +150,8 @@ void backing_close(struct backing *b)
 		close(b->fds[ag]);
 	free(b->fds);
 	free(b->dirty);
+	pthread_cond_destroy(&b->hold_cond);
+	pthread_mutex_destroy(&b->hold_lock);
 	memset(b, 0, sizeof *b);
 }
 
@@ -193,6 +220,8 @@ void backing_submit_writev(struct backing *b, struct backing_write *w)
 	int err = injected(b, BACKING_WRITE);
 
 	assert(b->inflight + b->nr_done < BACKING_QUEUE_DEPTH);
+	if (__atomic_load_n(&b->held, __ATOMIC_ACQUIRE))
+		hold_wait(b);
 	__atomic_store_n(&b->dirty[w->ag], true, __ATOMIC_RELAXED);
 	if (err || !b->have_ring) {
 		complete_now(b, w, err ? err : rw_all(b, w->ag, w->iov,

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "thinmap/extent.h"
 
@@ -37,6 +38,25 @@ int extent_vec_push(struct extent_vec *vec, const struct extent *ext)
 	}
 	vec->v[vec->n++] = *ext;
 	return 0;
+}
+
+int extent_vec_append(struct extent_vec *vec, const struct extent_vec *from,
+		      size_t n)
+{
+	size_t i, n0 = vec->n;
+
+	for (i = 0; i < n; i++)
+		if (extent_vec_push(vec, &from->v[i])) {
+			vec->n = n0;
+			return -ENOMEM;
+		}
+	return 0;
+}
+
+void extent_vec_remove_front(struct extent_vec *vec, size_t n)
+{
+	memmove(vec->v, vec->v + n, (vec->n - n) * sizeof *vec->v);
+	vec->n -= n;
 }
 
 void extent_vec_free(struct extent_vec *vec)

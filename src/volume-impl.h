@@ -10,9 +10,13 @@
  *                    by zero and trim, which remove mappings and cached
  *                    blocks (the kernel's mapping->invalidate_lock);
  *                    writeback passes do not take it
- *   meta_lock        one writeback pass or metadata change at a time; it
- *                    guards the pending records and the backing ring
+ *   meta_lock        one writeback pass or commit at a time; it guards
+ *                    the backing ring
  *   folio locks      (pagecache.h)
+ *   pending_lock     the pending records and busy extents: held briefly,
+ *                    never across I/O, never with a folio lock; trim and
+ *                    zero queue their changes under it, so they never wait
+ *                    for a pass
  *   map_lock         the extent map (XFS's ILOCK): held briefly, never
  *                    across I/O
  *   wb_lock          the writeback requests and the daemon's state
@@ -44,6 +48,7 @@ struct volume {
 	struct pagecache cache;
 	pthread_rwlock_t invalidate_lock;
 	pthread_mutex_t meta_lock;
+	pthread_mutex_t pending_lock;
 	pthread_rwlock_t map_lock;
 	struct emap map;	/* under map_lock */
 	struct alloc alloc;
@@ -51,13 +56,22 @@ struct volume {
 	enum volume_discard discard;
 	/* Under meta_lock: */
 	struct writepage_ctx *wpc;
+	struct extent_vec committing;	/* the pending records being committed */
+	struct extent_vec freeing;	/* the busy extents they free */
 	/*
-	 * Changes of the map not committed yet, in the order they were made:
-	 * MAPPED or UNWRITTEN records, and holes (EXT_HOLE) for unmaps.  Like
-	 * XFS's deferred ops, they reach the metadata in one transaction.
+	 * Under pending_lock: changes of the map not committed yet, in the
+	 * order they were made: MAPPED or UNWRITTEN records, and holes
+	 * (EXT_HOLE) for unmaps.  Like XFS's deferred ops, they reach the
+	 * metadata in one transaction.
 	 */
 	struct extent_vec pending;
-	/* Blocks the pending unmaps free: free only after a durable commit. */
+	/*
+	 * Under pending_lock: blocks the pending unmaps free, free only after
+	 * a durable commit.  An unmap queues its hole before its busy blocks,
+	 * under one hold of the lock: a commit that takes the first N records
+	 * and the first B busy extents in one hold never frees a block whose
+	 * unmap it does not commit.
+	 */
 	struct extent_vec busy;
 	int wb_error;		/* first writeback error since the last flush */
 	/* Writeback requests and the daemon (volume-writeback.c): */
@@ -86,13 +100,16 @@ extern const struct iomap_ops volume_iomap_ops;
 extern const struct iomap_writeback_ops volume_writeback_ops;
 
 /*
- * Commit the pending records in one transaction, durably if @sync (or if
- * blocks are busy, which are then freed, and punched out of the AG files
- * with discard=punch).  AG files are synced first: data before mapping.
- * The caller holds meta_lock.  On failure the records stay pending.
- * Returns 0 or a negative errno.
+ * Commit the records pending now in one transaction, durably if @sync (or
+ * if blocks are busy, which are then freed, and punched out of the AG
+ * files with discard=punch).  AG files are synced first: data before
+ * mapping.  The caller holds meta_lock; records queued meanwhile stay
+ * pending, and so do all on failure.  Returns 0 or a negative errno.
  */
 int volume_commit(struct volume *vol, bool sync);
+
+/* Are PENDING_MAX records or more pending?  Takes pending_lock. */
+bool volume_pending_full(struct volume *vol);
 
 /*
  * Write back every dirty folio and commit (a writeback pass, not durable),

@@ -176,11 +176,12 @@ static int collect_extent(void *arg, const struct extent *ext)
  */
 static int commit_queued(struct volume *vol, bool sync)
 {
-	int err = 0;
+	int err;
 
+	if (!sync && !volume_pending_full(vol))
+		return 0;
 	pthread_mutex_lock(&vol->meta_lock);
-	if (sync || vol->pending.n >= PENDING_MAX)
-		err = volume_commit(vol, sync);
+	err = volume_commit(vol, sync);
 	pthread_mutex_unlock(&vol->meta_lock);
 	return err;
 }
@@ -189,7 +190,9 @@ static int commit_queued(struct volume *vol, bool sync)
  * Trim the blocks [@lblk, @lblk + @n): drop their reservations and
  * mappings now, and queue the unmap; their space is freed once the unmap
  * is durable (busy extents: free after unmap).  The caller holds
- * invalidate_lock exclusive, and commits (commit_queued()).
+ * invalidate_lock exclusive, and commits (commit_queued()).  Takes
+ * pending_lock, not meta_lock: a writeback pass under way does not hold
+ * it up, nor every reader and writer behind it.
  */
 static int punch_blocks(struct volume *vol, uint64_t lblk, uint64_t n)
 {
@@ -201,7 +204,7 @@ static int punch_blocks(struct volume *vol, uint64_t lblk, uint64_t n)
 	int err;
 
 	invalidate_blocks(vol, lblk, n);
-	pthread_mutex_lock(&vol->meta_lock);
+	pthread_mutex_lock(&vol->pending_lock);
 	err = extent_vec_push(&vol->pending, &hole);	/* first: see busy */
 	if (err)
 		goto out;
@@ -218,7 +221,7 @@ static int punch_blocks(struct volume *vol, uint64_t lblk, uint64_t n)
 	}
 	alloc_unreserve(&vol->alloc, delalloc);
 out:
-	pthread_mutex_unlock(&vol->meta_lock);
+	pthread_mutex_unlock(&vol->pending_lock);
 	extent_vec_free(&gone);
 	return err;
 }
@@ -255,7 +258,7 @@ static int make_unwritten(struct volume *vol, const struct extent *ext,
  * NO_HOLE): every block becomes UNWRITTEN, and each change is queued for
  * the next commit as it is made (so what was done is kept even where
  * space runs out part way).  The caller holds invalidate_lock exclusive,
- * and commits (commit_queued()).
+ * and commits (commit_queued()).  Takes pending_lock, as punch_blocks().
  */
 static int unwrite_blocks(struct volume *vol, uint64_t lblk, uint64_t n)
 {
@@ -264,7 +267,7 @@ static int unwrite_blocks(struct volume *vol, uint64_t lblk, uint64_t n)
 	int err = 0;
 
 	invalidate_blocks(vol, lblk, n);
-	pthread_mutex_lock(&vol->meta_lock);
+	pthread_mutex_lock(&vol->pending_lock);
 	pthread_rwlock_wrlock(&vol->map_lock);
 	while (!err && b < end) {
 		emap_lookup(&vol->map, b, &ext);
@@ -275,7 +278,7 @@ static int unwrite_blocks(struct volume *vol, uint64_t lblk, uint64_t n)
 		b = extent_end(&u);
 	}
 	pthread_rwlock_unlock(&vol->map_lock);
-	pthread_mutex_unlock(&vol->meta_lock);
+	pthread_mutex_unlock(&vol->pending_lock);
 	return err;
 }
 

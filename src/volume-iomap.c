@@ -289,13 +289,15 @@ static void volume_end_io(struct writepage_ctx *wpc, struct ioend *ioend)
 
 	if (ioend->error || ioend->type != IOMAP_UNWRITTEN)
 		return;
+	pthread_mutex_lock(&vol->pending_lock);
 	ioend->error = extent_vec_push(&vol->pending, &ext);
-	if (ioend->error)
-		return;
-	pthread_rwlock_wrlock(&vol->map_lock);
-	ioend->error = emap_convert(&vol->map, ext.lblk, ext.len,
-				    EXT_UNWRITTEN, EXT_MAPPED);
-	pthread_rwlock_unlock(&vol->map_lock);
+	if (!ioend->error) {
+		pthread_rwlock_wrlock(&vol->map_lock);
+		ioend->error = emap_convert(&vol->map, ext.lblk, ext.len,
+					    EXT_UNWRITTEN, EXT_MAPPED);
+		pthread_rwlock_unlock(&vol->map_lock);
+	}
+	pthread_mutex_unlock(&vol->pending_lock);
 }
 
 const struct iomap_writeback_ops volume_writeback_ops = {

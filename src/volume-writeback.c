@@ -50,42 +50,41 @@ struct wb_daemon {
 /* ---- commit ---- */
 
 /*
- * Log the pending records; with none, make earlier commits durable.  A
- * commit that takes the log to LOG_MAX records or more checkpoints it.
+ * Log @recs, the records being committed; with none, make earlier commits
+ * durable.  A commit that takes the log to LOG_MAX records or more
+ * checkpoints it.
  */
-static int commit_pending(struct volume *vol, bool sync)
+static int commit_records(struct volume *vol, const struct extent_vec *recs,
+			  bool sync)
 {
 	struct meta_txn *txn;
 	size_t i;
 	int err;
 
-	if (vol->pending.n == 0)
+	if (recs->n == 0)
 		return sync ? meta_sync(vol->meta) : 0;
 	err = meta_txn_begin(vol->meta, &txn);
 	if (err)
 		return err;
-	for (i = 0; !err && i < vol->pending.n; i++)
-		err = meta_txn_log(txn, &vol->pending.v[i]);
-	if (!err && meta_log_records(vol->meta) + vol->pending.n >= LOG_MAX)
+	for (i = 0; !err && i < recs->n; i++)
+		err = meta_txn_log(txn, &recs->v[i]);
+	if (!err && meta_log_records(vol->meta) + recs->n >= LOG_MAX)
 		err = meta_txn_checkpoint(txn);
 	if (err) {
 		meta_txn_abort(txn);
 		return err;
 	}
-	err = meta_txn_commit(txn, sync);
-	if (!err)
-		vol->pending.n = 0;
-	return err;
+	return meta_txn_commit(txn, sync);
 }
 
-/* The unmaps that made blocks busy are durable: free the blocks. */
-static int free_busy(struct volume *vol)
+/* The unmaps that made @busy busy are durable: free the blocks. */
+static int free_busy(struct volume *vol, const struct extent_vec *busy)
 {
 	size_t i;
 	int err = 0;
 
-	for (i = 0; !err && i < vol->busy.n; i++) {
-		const struct extent *e = &vol->busy.v[i];
+	for (i = 0; !err && i < busy->n; i++) {
+		const struct extent *e = &busy->v[i];
 
 		err = alloc_free(&vol->alloc, e->pblk, (uint32_t)e->len);
 		if (!err && vol->discard == VOLUME_DISCARD_PUNCH)
@@ -94,23 +93,70 @@ static int free_busy(struct volume *vol)
 						<< vol->blkbits,
 					e->len << vol->blkbits);
 	}
-	vol->busy.n = 0;
 	return err;
+}
+
+/*
+ * Take a copy of the records and busy extents pending now, for a commit:
+ * vol->committing and vol->freeing.  0 or -ENOMEM.
+ */
+static int take_pending(struct volume *vol)
+{
+	int err;
+
+	vol->committing.n = vol->freeing.n = 0;
+	pthread_mutex_lock(&vol->pending_lock);
+	err = extent_vec_append(&vol->committing, &vol->pending,
+				vol->pending.n);
+	if (!err)
+		err = extent_vec_append(&vol->freeing, &vol->busy,
+					vol->busy.n);
+	pthread_mutex_unlock(&vol->pending_lock);
+	return err;
+}
+
+/* What take_pending() took is committed: it is pending no more. */
+static void drop_committed(struct volume *vol)
+{
+	pthread_mutex_lock(&vol->pending_lock);
+	extent_vec_remove_front(&vol->pending, vol->committing.n);
+	extent_vec_remove_front(&vol->busy, vol->freeing.n);
+	pthread_mutex_unlock(&vol->pending_lock);
 }
 
 int volume_commit(struct volume *vol, bool sync)
 {
-	int err;
+	int err = take_pending(vol);
 
-	sync = sync || vol->busy.n > 0;
-	if (vol->pending.n == 0 && !sync)
+	if (err)
+		return err;
+	sync = sync || vol->freeing.n > 0;
+	if (vol->committing.n == 0 && !sync)
 		return 0;
 	err = backing_sync(&vol->backing);	/* data before mapping */
 	if (!err)
-		err = commit_pending(vol, sync);
-	if (!err)
-		err = free_busy(vol);
-	return err;
+		err = commit_records(vol, &vol->committing, sync);
+	if (err)
+		return err;
+	drop_committed(vol);
+	return free_busy(vol, &vol->freeing);
+}
+
+/* How many records are pending, and extents busy, now. */
+static void pending_counts(struct volume *vol, size_t *n, size_t *busy)
+{
+	pthread_mutex_lock(&vol->pending_lock);
+	*n = vol->pending.n;
+	*busy = vol->busy.n;
+	pthread_mutex_unlock(&vol->pending_lock);
+}
+
+bool volume_pending_full(struct volume *vol)
+{
+	size_t n, busy;
+
+	pending_counts(vol, &n, &busy);
+	return n >= PENDING_MAX;
 }
 
 /* ---- passes ---- */
@@ -125,10 +171,14 @@ int volume_commit(struct volume *vol, bool sync)
  * Until then the map in memory has the new mappings, and a crash loses
  * only unflushed writes.
  */
-static bool pass_commits(const struct volume *vol, enum pass_kind kind)
+static bool pass_commits(struct volume *vol, enum pass_kind kind)
 {
-	return kind != PASS_WRITEBACK || vol->busy.n > 0 ||
-	       vol->pending.n >= PENDING_MAX;
+	size_t n, busy;
+
+	if (kind != PASS_WRITEBACK)
+		return true;
+	pending_counts(vol, &n, &busy);
+	return busy > 0 || n >= PENDING_MAX;
 }
 
 /*

@@ -263,11 +263,14 @@ static void volume_free(struct volume *vol)
 	emap_destroy(&vol->map);
 	extent_vec_free(&vol->pending);
 	extent_vec_free(&vol->busy);
+	extent_vec_free(&vol->committing);
+	extent_vec_free(&vol->freeing);
 	meta_close(vol->meta);
 	if (vol->dirfd >= 0)
 		close(vol->dirfd);	/* drops the flock */
 	pthread_rwlock_destroy(&vol->invalidate_lock);
 	pthread_mutex_destroy(&vol->meta_lock);
+	pthread_mutex_destroy(&vol->pending_lock);
 	pthread_rwlock_destroy(&vol->map_lock);
 	pthread_mutex_destroy(&vol->wb_lock);
 	pthread_cond_destroy(&vol->wb_cond);
@@ -291,6 +294,7 @@ int volume_open(const char *dir, unsigned int flags,
 	emap_init(&vol->map);
 	pthread_rwlock_init(&vol->invalidate_lock, NULL);
 	pthread_mutex_init(&vol->meta_lock, NULL);
+	pthread_mutex_init(&vol->pending_lock, NULL);
 	pthread_rwlock_init(&vol->map_lock, NULL);
 	pthread_mutex_init(&vol->wb_lock, NULL);
 	pthread_cond_init(&vol->wb_cond, NULL);
@@ -377,4 +381,9 @@ void volume_inject_fault(struct volume *vol, bool sync, unsigned long nth,
 {
 	backing_inject_fault(&vol->backing, sync ? BACKING_SYNC : BACKING_WRITE,
 			     nth, err);
+}
+
+unsigned int volume_hold_writes(struct volume *vol, bool hold)
+{
+	return backing_hold_writes(&vol->backing, hold);
 }

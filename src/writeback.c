@@ -209,18 +209,16 @@ static void write_make_room(struct writepage_ctx *wpc, uint32_t ag,
 }
 
 /*
- * Open a new write at @addr of AG @ag, the most recently grown, once an
- * idle one is free (reaping completions for it).  The caller made room
- * for it (write_make_room).
+ * Open a new write at @addr of AG @ag, the most recently grown, from an
+ * idle one.  The caller made room for it (write_make_room) and saw an
+ * idle one.
  */
 static struct wb_write *write_start(struct writepage_ctx *wpc, uint32_t ag,
 				    uint64_t addr)
 {
 	struct wb_write *w;
 
-	assert(wpc->nr_open < WB_OPEN_MAX);
-	while (!wpc->nr_free)
-		writes_reap(wpc, true);
+	assert(wpc->nr_open < WB_OPEN_MAX && wpc->nr_free > 0);
 	w = wpc->free[--wpc->nr_free];
 	w->io = (struct backing_write){ .ag = ag, .off = addr };
 	w->size = 0;
@@ -254,11 +252,14 @@ static struct ioend *ioend_for(struct writepage_ctx *wpc, struct wb_write *w,
 /*
  * Add blocks [@blk, @blk + @n) of @folio, mapped by wpc->iomap, to an
  * ioend (iomap_add_to_ioend) of the open write they follow physically,
- * else of a new write (with @folio unlocked while room is made for it).
- * The blocks go from dirty to writeback.
+ * else of a new write.  The blocks go from dirty to writeback.  Returns
+ * 0, or -EAGAIN when a new write had to wait for an idle one: completions
+ * lock folios, so @folio was unlocked meanwhile, and a trim or zero may
+ * have changed its dirty blocks and their mapping.  Nothing was added
+ * then: the caller looks at the folio again.
  */
-static void add_to_ioend(struct writepage_ctx *wpc, struct folio *folio,
-			 unsigned int blk, unsigned int n)
+static int add_to_ioend(struct writepage_ctx *wpc, struct folio *folio,
+			unsigned int blk, unsigned int n)
 {
 	struct pagecache *pc = wpc->cache;
 	uint64_t pos = (folio->index << pc->page_shift) +
@@ -271,11 +272,14 @@ static void add_to_ioend(struct writepage_ctx *wpc, struct folio *folio,
 
 	w = write_find(wpc, wpc->iomap.ag, addr, len);
 	if (!w) {
-		pthread_mutex_unlock(&folio->lock);
 		write_make_room(wpc, wpc->iomap.ag, addr);
-		writes_reap(wpc, false);
+		if (!wpc->nr_free) {
+			pthread_mutex_unlock(&folio->lock);
+			writes_reap(wpc, true);
+			pthread_mutex_lock(&folio->lock);
+			return -EAGAIN;
+		}
 		w = write_start(wpc, wpc->iomap.ag, addr);
-		pthread_mutex_lock(&folio->lock);
 	}
 	ioend = ioend_for(wpc, w, pos, addr);
 	last = w->nr_segs ? &w->segs[w->nr_segs - 1] : NULL;
@@ -291,11 +295,13 @@ static void add_to_ioend(struct writepage_ctx *wpc, struct folio *folio,
 	ioend->size += len;
 	w->size += len;
 	folio_start_writeback(pc, folio, blk, n);
+	return 0;
 }
 
 /*
  * Map and add the dirty blocks [@b, @e) of @folio to ioends, as far as
- * each mapping reaches.
+ * each mapping reaches.  Returns 0, -EAGAIN (add_to_ioend()), or an error
+ * of map_blocks.
  */
 static int writeback_run(struct writepage_ctx *wpc, struct folio *folio,
 			 unsigned int b, unsigned int e)
@@ -319,13 +325,18 @@ static int writeback_run(struct writepage_ctx *wpc, struct folio *folio,
 		n = (end - pos) >> pc->block_shift < e - b
 			    ? (unsigned int)((end - pos) >> pc->block_shift)
 			    : e - b;
-		add_to_ioend(wpc, folio, b, n);
+		err = add_to_ioend(wpc, folio, b, n);
+		if (err)
+			return err;
 		b += n;
 	}
 	return 0;
 }
 
-/* Write back the dirty blocks of @folio (iomap_writepage_map). */
+/*
+ * Write back the dirty blocks of @folio (iomap_writepage_map), looking at
+ * them again from where a run stopped for -EAGAIN.
+ */
 static int writepage_map(struct writepage_ctx *wpc, struct folio *folio)
 {
 	unsigned int blocks = wpc->cache->blocks, b = 0, e;
@@ -335,7 +346,10 @@ static int writepage_map(struct writepage_ctx *wpc, struct folio *folio)
 			       blocks) {
 		e = block_find(folio->dirty, b, blocks, false);
 		err = writeback_run(wpc, folio, b, e);
-		b = e;
+		if (err == -EAGAIN)
+			err = 0;	/* blocks it wrote are dirty no more */
+		else
+			b = e;
 	}
 	return err;
 }

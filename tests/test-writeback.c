@@ -309,6 +309,86 @@ static void test_shared_flushes_inline(void)
 }
 
 /* Every backing-io mode keeps the data across a reopen. */
+static void *flush_one(void *arg)
+{
+	return (void *)(intptr_t)volume_flush(arg);
+}
+
+/* A trim of 4 KiB at 32 MiB, in its own thread; @done once it returns. */
+struct trimmer {
+	struct volume *vol;
+	int result;
+	bool done;		/* atomic */
+};
+
+static void *trimmer(void *arg)
+{
+	struct trimmer *t = arg;
+
+	t->result = volume_trim(t->vol, 4096, 32 * MiB, 0);
+	__atomic_store_n(&t->done, true, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* Wait up to @limit seconds for @done; was it set? */
+static bool wait_flag(const bool *done, double limit)
+{
+	double start = now_s();
+
+	while (!__atomic_load_n(done, __ATOMIC_ACQUIRE) &&
+	       now_s() - start < limit)
+		usleep(1000);
+	return __atomic_load_n(done, __ATOMIC_ACQUIRE);
+}
+
+/*
+ * A trim, and reads, go on while a flush's pass waits for the disk: the
+ * trim queues its unmap without waiting for the pass (which holds
+ * meta_lock), so it does not stall every reader and writer behind it.
+ */
+static void test_trim_during_pass(void)
+{
+	struct volume_params p = { .cache_size = 16 * MiB,
+				   .dirty_expire_ms = 3600000,
+				   .writeback_interval_ms = 3600000 };
+	char *dir;
+	struct volume *vol = scratch_open(&dir, &p);
+	unsigned char *data = pattern(MiB, 5), got[4096];
+	struct trimmer t = { .vol = vol };
+	pthread_t flush, trim;
+	bool held = false;
+	void *ret;
+	double start;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(vol);
+	CU_ASSERT_EQUAL(volume_pwrite(vol, data, 4096, 32 * MiB, 0), 0);
+	CU_ASSERT_EQUAL(volume_flush(vol), 0);
+	CU_ASSERT_EQUAL(volume_pwrite(vol, data, MiB, 0, 0), 0);
+	volume_hold_writes(vol, true);
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&flush, NULL, flush_one, vol),
+			      0);
+	for (start = now_s(); !held && now_s() - start < 10 * slack();
+	     usleep(1000))
+		held = volume_hold_writes(vol, true) > 0;
+	CU_ASSERT_TRUE(held);
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&trim, NULL, trimmer, &t), 0);
+	CU_ASSERT_TRUE(wait_flag(&t.done, 5 * slack()));
+	if (t.done)	/* else the read would wait behind the trim */
+		CU_ASSERT_EQUAL(volume_pread(vol, got, sizeof got, 16 * MiB),
+				0);
+	volume_hold_writes(vol, false);
+	pthread_join(trim, NULL);
+	pthread_join(flush, &ret);
+	CU_ASSERT_EQUAL(t.result, 0);
+	CU_ASSERT_PTR_NULL(ret);
+	CU_ASSERT_EQUAL(volume_flush(vol), 0);
+	CU_ASSERT_EQUAL(volume_pread(vol, got, sizeof got, 32 * MiB), 0);
+	CU_ASSERT_EQUAL(got[0] | got[4095], 0);
+	CU_ASSERT_EQUAL(volume_close(vol), 0);
+	free(data);
+	scratch_remove(dir);
+}
+
 static void test_backing_modes(void)
 {
 	static const enum volume_backing_io modes[] = {
@@ -483,6 +563,7 @@ int main(void)
 		{ "background limit, sparse writes", test_background_sparse },
 		{ "flushes share passes (daemon)", test_shared_flushes_daemon },
 		{ "flushes share passes (inline)", test_shared_flushes_inline },
+		{ "trim during a pass", test_trim_during_pass },
 		{ "backing-io modes", test_backing_modes },
 		{ "discard=punch", test_discard_punch },
 		{ "discard=ignore", test_discard_ignore },

@@ -15,6 +15,7 @@
 #ifndef THINMAP_BACKING_H
 #define THINMAP_BACKING_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -64,6 +65,11 @@ struct backing {
 	/* Test hook: calls of each op left before they fail (0: never). */
 	unsigned long fault_in[BACKING_NR_OPS];
 	int fault_err[BACKING_NR_OPS];
+	/* Test hook (backing_hold_writes): writes wait while @held. */
+	pthread_mutex_t hold_lock;
+	pthread_cond_t hold_cond;
+	bool held;		/* atomic; changed under hold_lock */
+	unsigned int holding;	/* writes waiting, under hold_lock */
 };
 
 /*
@@ -120,5 +126,12 @@ int backing_discard(struct backing *b, uint32_t ag, uint64_t off,
  */
 void backing_inject_fault(struct backing *b, enum backing_op op,
 			  unsigned long nth, int err);
+
+/*
+ * Test hook: while @hold, backing_submit_writev() waits before it writes
+ * (a disk that does not answer); returns how many writes wait now.  Any
+ * thread may call it.
+ */
+unsigned int backing_hold_writes(struct backing *b, bool hold);
 
 #endif

@@ -205,4 +205,10 @@ int volume_cache(struct volume *vol, uint64_t count, uint64_t offset);
 void volume_inject_fault(struct volume *vol, bool sync, unsigned long nth,
 			 int err);
 
+/*
+ * Test hook: while @hold, backing writes wait (a disk that does not
+ * answer); returns how many wait now.
+ */
+unsigned int volume_hold_writes(struct volume *vol, bool hold);
+
 #endif
