@@ -6,10 +6,12 @@
  * The walk locks one folio at a time and moves its dirty blocks to
  * writeback (folio_start_writeback) as it adds them to an ioend; the write
  * carrying the ioend holds a reference to each of its folios, and its
- * completion ends their writeback, locking them one at a time.  The walk
- * lets go of its folio while a write is started: nobody ever holds two
- * folio locks.  Meanwhile the folio's blocks under writeback cannot
- * change, and its dirty blocks can only become more.
+ * completion ends their writeback, locking them one at a time.  So the
+ * walk reaps completions only with its folio unlocked (nobody ever holds
+ * two folio locks), when it must wait for an idle write; meanwhile a trim
+ * or zero may change the folio's dirty blocks and their mapping, so the
+ * walk then looks at the folio again (add_to_ioend()'s -EAGAIN).  Blocks
+ * under writeback cannot change.
  */
 #include <assert.h>
 #include <errno.h>
