@@ -55,6 +55,8 @@ int extent_vec_append(struct extent_vec *vec, const struct extent_vec *from,
 
 void extent_vec_remove_front(struct extent_vec *vec, size_t n)
 {
+	if (n == 0)
+		return;		/* vec->v may be NULL */
 	memmove(vec->v, vec->v + n, (vec->n - n) * sizeof *vec->v);
 	vec->n -= n;
 }
