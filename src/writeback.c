@@ -380,6 +380,7 @@ int iomap_writepages(struct writepage_ctx *wpc,
 			wpc->error = err;
 		pthread_mutex_unlock(&folio->lock);
 		folio_put(pc, folio);
+		writes_reap(wpc, false);	/* no folio lock held here */
 	}
 	while (wpc->nr_open)
 		write_submit(wpc, 0);
