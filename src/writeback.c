@@ -173,7 +173,9 @@ static bool write_has_room(const struct wb_write *w, uint64_t len)
 
 /*
  * The open write that @len bytes at @addr of AG @ag can go on the end of,
- * made the most recently grown; NULL if none.
+ * made the most recently grown; NULL if none.  One they follow that is
+ * full is started, and so is the least recently grown one if WB_OPEN_MAX
+ * are still open: there is room for a new one then.
  */
 static struct wb_write *write_find(struct writepage_ctx *wpc, uint32_t ag,
 				   uint64_t addr, uint64_t len)
@@ -181,39 +183,26 @@ static struct wb_write *write_find(struct writepage_ctx *wpc, uint32_t ag,
 	struct wb_write *w;
 	int i;
 
-	for (i = wpc->nr_open - 1; i >= 0; i--)
-		if (write_continues(wpc->open[i], ag, addr) &&
-		    write_has_room(wpc->open[i], len)) {
-			w = open_remove(wpc, i);
-			wpc->open[wpc->nr_open++] = w;
-			return w;
+	for (i = 0; i < wpc->nr_open; i++) {
+		if (!write_continues(wpc->open[i], ag, addr))
+			continue;
+		if (!write_has_room(wpc->open[i], len)) {
+			write_submit(wpc, i);
+			break;
 		}
+		w = open_remove(wpc, i);
+		wpc->open[wpc->nr_open++] = w;
+		return w;
+	}
+	if (wpc->nr_open == WB_OPEN_MAX)
+		write_submit(wpc, 0);
 	return NULL;
 }
 
 /*
- * Make room for a new open write at @addr of AG @ag: start the full one
- * that it continues, and the least recently grown one if WB_OPEN_MAX are
- * still open.
- */
-static void write_make_room(struct writepage_ctx *wpc, uint32_t ag,
-			    uint64_t addr)
-{
-	int i;
-
-	for (i = 0; i < wpc->nr_open; i++)
-		if (write_continues(wpc->open[i], ag, addr)) {
-			write_submit(wpc, i);
-			break;
-		}
-	if (wpc->nr_open == WB_OPEN_MAX)
-		write_submit(wpc, 0);
-}
-
-/*
  * Open a new write at @addr of AG @ag, the most recently grown, from an
- * idle one.  The caller made room for it (write_make_room) and saw an
- * idle one.
+ * idle one.  The caller made room for it (write_find()) and saw an idle
+ * one.
  */
 static struct wb_write *write_start(struct writepage_ctx *wpc, uint32_t ag,
 				    uint64_t addr)
@@ -274,7 +263,6 @@ static int add_to_ioend(struct writepage_ctx *wpc, struct folio *folio,
 
 	w = write_find(wpc, wpc->iomap.ag, addr, len);
 	if (!w) {
-		write_make_room(wpc, wpc->iomap.ag, addr);
 		if (!wpc->nr_free) {
 			pthread_mutex_unlock(&folio->lock);
 			writes_reap(wpc, true);
