@@ -48,6 +48,13 @@ const char *meta_rec_decode(const MDB_val *key, const MDB_val *val,
 			    struct extent *ext);
 
 /*
+ * Why the logical range of @ext is not valid, or NULL: 1 ..
+ * EXTENT_MAX_LEN blocks, inside the virtual size of @sb.
+ */
+const char *meta_range_invalid(const struct thinmap_sb *sb,
+			       const struct extent *ext);
+
+/*
  * Turn LMDB's @rc into a negative errno, with a message "@what: reason".
  * LMDB returns system errnos as they are and its own codes below zero.
  */

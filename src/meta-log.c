@@ -44,15 +44,8 @@ static const char *log_decode(const MDB_val *key, const MDB_val *val,
 static const char *log_record_invalid(const struct thinmap_sb *sb,
 				      const struct extent *ext)
 {
-	uint64_t nblocks = sb->size / sb->block_size;
-
-	if (ext->state != EXT_HOLE)
-		return meta_extent_invalid(sb, ext);
-	if (ext->len == 0 || ext->len > EXTENT_MAX_LEN)
-		return "length is not 1 .. 2^31 blocks";
-	if (ext->lblk >= nblocks || ext->len > nblocks - ext->lblk)
-		return "extends past the virtual size";
-	return NULL;
+	return ext->state == EXT_HOLE ? meta_range_invalid(sb, ext)
+				      : meta_extent_invalid(sb, ext);
 }
 
 /* Records in the log of @meta, in a read transaction.  0 or an errno. */

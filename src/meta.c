@@ -156,18 +156,29 @@ const char *meta_sb_invalid(const struct thinmap_sb *sb)
 	return NULL;
 }
 
-const char *meta_extent_invalid(const struct thinmap_sb *sb,
-				const struct extent *ext)
+/* Why the logical range of @ext is not valid (meta-impl.h), or NULL. */
+const char *meta_range_invalid(const struct thinmap_sb *sb,
+			       const struct extent *ext)
 {
 	uint64_t nblocks = sb->size / sb->block_size;
-	uint32_t agbno = PBLK_AGBNO(ext->pblk);
 
-	if (ext->state != EXT_MAPPED && ext->state != EXT_UNWRITTEN)
-		return "state is neither mapped nor unwritten";
 	if (ext->len == 0 || ext->len > EXTENT_MAX_LEN)
 		return "length is not 1 .. 2^31 blocks";
 	if (ext->lblk >= nblocks || ext->len > nblocks - ext->lblk)
 		return "extends past the virtual size";
+	return NULL;
+}
+
+const char *meta_extent_invalid(const struct thinmap_sb *sb,
+				const struct extent *ext)
+{
+	uint32_t agbno = PBLK_AGBNO(ext->pblk);
+	const char *why;
+
+	if (ext->state != EXT_MAPPED && ext->state != EXT_UNWRITTEN)
+		return "state is neither mapped nor unwritten";
+	if ((why = meta_range_invalid(sb, ext)))
+		return why;
 	if (PBLK_AG(ext->pblk) >= sb->ag_count)
 		return "AG does not exist";
 	if (agbno >= sb->ag_blocks || ext->len > sb->ag_blocks - agbno)
