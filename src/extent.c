@@ -40,12 +40,11 @@ int extent_vec_push(struct extent_vec *vec, const struct extent *ext)
 	return 0;
 }
 
-int extent_vec_append(struct extent_vec *vec, const struct extent_vec *from,
-		      size_t n)
+int extent_vec_append(struct extent_vec *vec, const struct extent_vec *from)
 {
 	size_t i, n0 = vec->n;
 
-	for (i = 0; i < n; i++)
+	for (i = 0; i < from->n; i++)
 		if (extent_vec_push(vec, &from->v[i])) {
 			vec->n = n0;
 			return -ENOMEM;

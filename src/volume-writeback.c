@@ -106,11 +106,9 @@ static int take_pending(struct volume *vol)
 
 	vol->committing.n = vol->freeing.n = 0;
 	pthread_mutex_lock(&vol->pending_lock);
-	err = extent_vec_append(&vol->committing, &vol->pending,
-				vol->pending.n);
+	err = extent_vec_append(&vol->committing, &vol->pending);
 	if (!err)
-		err = extent_vec_append(&vol->freeing, &vol->busy,
-					vol->busy.n);
+		err = extent_vec_append(&vol->freeing, &vol->busy);
 	pthread_mutex_unlock(&vol->pending_lock);
 	return err;
 }

@@ -67,11 +67,10 @@ struct extent_vec {
 int extent_vec_push(struct extent_vec *vec, const struct extent *ext);
 
 /*
- * Copy the first @n extents of @from (n <= from->n) onto the end of @vec.
- * Returns 0 or -ENOMEM (@vec unchanged).
+ * Copy the extents of @from onto the end of @vec.  Returns 0 or -ENOMEM
+ * (@vec unchanged).
  */
-int extent_vec_append(struct extent_vec *vec, const struct extent_vec *from,
-		      size_t n);
+int extent_vec_append(struct extent_vec *vec, const struct extent_vec *from);
 
 /* Remove the first @n extents of @vec (n <= vec->n); the rest move up. */
 void extent_vec_remove_front(struct extent_vec *vec, size_t n);
