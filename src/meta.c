@@ -97,7 +97,7 @@ static void sb_decode(const unsigned char *p, struct thinmap_sb *sb)
 }
 
 void meta_rec_encode(const struct extent *ext, unsigned char *key,
-		       unsigned char *val)
+		     unsigned char *val)
 {
 	meta_put_be64(key, ext->lblk);
 	memset(val, 0, REC_VAL_BYTES);
@@ -110,7 +110,7 @@ void meta_rec_encode(const struct extent *ext, unsigned char *key,
 
 /* Decode a record; returns why it cannot be, or NULL. */
 const char *meta_rec_decode(const MDB_val *key, const MDB_val *val,
-			      struct extent *ext)
+			    struct extent *ext)
 {
 	const unsigned char *v = val->mv_data;
 

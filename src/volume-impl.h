@@ -56,8 +56,8 @@ struct volume {
 	enum volume_discard discard;
 	/* Under meta_lock: */
 	struct writepage_ctx *wpc;
-	struct extent_vec committing;	/* the pending records being committed */
-	struct extent_vec freeing;	/* the busy extents they free */
+	struct extent_vec committing;	/* pending records being committed */
+	struct extent_vec freeing;	/* busy extents they free */
 	/*
 	 * Under pending_lock: changes of the map not committed yet, in the
 	 * order they were made: MAPPED or UNWRITTEN records, and holes

@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #define FOLIO_MAX_BLOCKS 256
+#define FOLIO_WORDS (FOLIO_MAX_BLOCKS / 64)
 
 /* What the cache asks of its ->writeback. */
 enum pagecache_wb {
@@ -43,7 +44,6 @@ enum pagecache_wb {
 				   back every dirty folio, and return when
 				   that is done */
 };
-#define FOLIO_WORDS (FOLIO_MAX_BLOCKS / 64)
 
 struct folio {
 	uint64_t index;			/* position >> page_shift */
@@ -115,10 +115,10 @@ void pagecache_destroy(struct pagecache *pc);
 /*
  * The folio for @index, held (a reference), created empty (nothing
  * uptodate) if it is not cached and @create.  When every folio is dirty
- * or held it calls ->writeback (PAGECACHE_WB_RECLAIM) and tries again.  Returns 0 and sets
- * *@foliop; -ENOENT if absent and !@create; -EAGAIN if writeback freed
- * nothing; its error if writeback failed; -ENOMEM.  No folio lock may be
- * held by the caller when @create.
+ * or held it calls ->writeback (PAGECACHE_WB_RECLAIM) and tries again.
+ * Returns 0 and sets *@foliop; -ENOENT if absent and !@create; -EAGAIN if
+ * writeback freed nothing; its error if writeback failed; -ENOMEM.  No
+ * folio lock may be held by the caller when @create.
  */
 int folio_get(struct pagecache *pc, uint64_t index, bool create,
 	      struct folio **foliop);
