@@ -19,15 +19,19 @@ struct meta {
 	MDB_dbi super_dbi, ext_dbi, log_dbi;	/* log_dbi: with the feature */
 	bool rdonly;
 	struct thinmap_sb sb;
-	uint64_t log_n;		/* read-write: records in the log */
-	uint64_t log_next;	/* read-write: the key of the next one */
+	/*
+	 * Read-write: records in the log, and the key of the next one: the
+	 * log is empty after the open and after each checkpoint, and its
+	 * keys count up from 0.
+	 */
+	uint64_t log_n;
 };
 
 struct meta_txn {
 	struct meta *meta;
 	MDB_txn *txn;
 	MDB_cursor *cur;
-	uint64_t log_n, log_next;	/* meta's, once committed */
+	uint64_t log_n;			/* meta's, once committed */
 };
 
 /* Store @v big-endian in the 8 bytes at @p (keys sort as numbers). */

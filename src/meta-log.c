@@ -231,12 +231,11 @@ int meta_txn_log(struct meta_txn *txn, const struct extent *ext)
 			     (unsigned long long)ext->len, why);
 		return -EINVAL;
 	}
-	meta_put_be64(kbuf, txn->log_next);
+	meta_put_be64(kbuf, txn->log_n);	/* keys count up from 0 */
 	meta_rec_encode(ext, vbuf, vbuf + REC_KEY_BYTES);
 	rc = mdb_put(txn->txn, meta->log_dbi, &key, &val, MDB_APPEND);
 	if (rc)
 		return meta_error(meta, rc, "write log");
-	txn->log_next++;
 	txn->log_n++;
 	return 0;
 }
@@ -270,7 +269,7 @@ int meta_txn_checkpoint(struct meta_txn *txn)
 	if (!err && (rc = mdb_drop(txn->txn, meta->log_dbi, 0)) != 0)
 		err = meta_error(meta, rc, "empty the log");
 	if (!err)
-		txn->log_n = txn->log_next = 0;
+		txn->log_n = 0;
 	return err;
 }
 

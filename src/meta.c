@@ -585,7 +585,6 @@ int meta_txn_begin(struct meta *meta, struct meta_txn **txnp)
 		return -ENOMEM;
 	t->meta = meta;
 	t->log_n = meta->log_n;
-	t->log_next = meta->log_next;
 	rc = mdb_txn_begin(meta->env, NULL, 0, &t->txn);
 	if (!rc) {
 		rc = mdb_cursor_open(t->txn, meta->ext_dbi, &t->cur);
@@ -633,7 +632,6 @@ int meta_txn_commit(struct meta_txn *txn, bool sync)
 	rc = mdb_txn_commit(txn->txn);
 	if (!rc) {
 		meta->log_n = txn->log_n;
-		meta->log_next = txn->log_next;
 	}
 	free(txn);
 	if (!rc && sync)
