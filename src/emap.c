@@ -229,6 +229,64 @@ int emap_set(struct emap *map, const struct extent *ext)
 	return extent_store_set(&emap_store_ops, map, ext);
 }
 
+/*
+ * Overwrite the record at @cur, whose blocks @ext covers exactly, with
+ * @ext, unless @ext merges with a neighbour (extent_store_set() then
+ * does it).  Returns whether it did.
+ */
+static bool put_in_place(struct emap *map, const struct btree_cursor *cur,
+			 const struct extent *ext)
+{
+	const struct emap_rec rec = {
+		.pblk = ext->pblk,
+		.len = (uint32_t)ext->len,
+		.state = ext->state,
+	};
+	struct btree_cursor nb = *cur;
+	struct extent n;
+
+	if (btree_prev(&nb)) {
+		rec_to_extent(&nb, &n);
+		if (extent_can_merge(&n, ext))
+			return false;
+	}
+	nb = *cur;
+	if (btree_next(&nb)) {
+		rec_to_extent(&nb, &n);
+		if (extent_can_merge(ext, &n))
+			return false;
+	}
+	memcpy(btree_val(cur), &rec, sizeof rec);
+	map->seq++;
+	hint_forget(map);
+	return true;
+}
+
+/*
+ * The last record at or before @lblk into *@cur and *@old; true if it is
+ * exactly [@lblk, @lblk + @len).
+ */
+static bool seek_exact(const struct emap *map, uint64_t lblk, uint64_t len,
+		       struct btree_cursor *cur, struct extent *old)
+{
+	if (!btree_seek_le(&map->tree, lblk, cur))
+		return false;
+	rec_to_extent(cur, old);
+	return old->lblk == lblk && old->len == len;
+}
+
+int emap_replace(struct emap *map, const struct extent *ext)
+{
+	struct btree_cursor cur;
+	struct extent old;
+
+	if (ext->state != EXT_HOLE &&
+	    seek_exact(map, ext->lblk, ext->len, &cur, &old) &&
+	    put_in_place(map, &cur, ext))
+		return 0;
+	return emap_set(map, ext);
+}
+
 int emap_insert(struct emap *map, const struct extent *ext)
 {
 	map->seq++;
@@ -244,6 +302,14 @@ int emap_remove(struct emap *map, uint64_t lblk, uint64_t len)
 int emap_convert(struct emap *map, uint64_t lblk, uint64_t len,
 		 enum extent_state from, enum extent_state to)
 {
+	struct btree_cursor cur;
+	struct extent ext;
+
+	if (seek_exact(map, lblk, len, &cur, &ext) && ext.state == from) {
+		ext.state = to;
+		if (put_in_place(map, &cur, &ext))
+			return 0;
+	}
 	map->seq++;
 	return extent_store_convert(&emap_store_ops, map, lblk, len,
 				    from, to);

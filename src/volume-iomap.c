@@ -208,7 +208,7 @@ static int convert_delalloc(struct volume *vol, const struct extent *ext)
 			return err == -ENOSPC ? -EIO : err;
 		u.lblk = lblk;
 		u.len = got;
-		err = emap_set(&vol->map, &u);
+		err = emap_replace(&vol->map, &u);
 		if (err)
 			return err;
 		lblk += got;

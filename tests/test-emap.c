@@ -126,6 +126,23 @@ static uint64_t pick_pblk(const struct model *m, struct rng *r, uint64_t lblk)
 	return PBLK(rng_below(r, 2), rng_below(r, 1 << 12));
 }
 
+/*
+ * Half the time, make @ext the whole extent at its first block (if any),
+ * as writeback's changes are: emap_replace() and emap_convert() then
+ * change a record in place.
+ */
+static void maybe_whole(const struct emap *map, struct rng *r,
+			struct extent *ext)
+{
+	struct extent found;
+
+	emap_lookup(map, ext->lblk, &found);
+	if (found.state != EXT_HOLE && rng_below(r, 2)) {
+		ext->lblk = found.lblk;
+		ext->len = found.len;
+	}
+}
+
 static int random_op(struct emap *map, struct model *m, struct rng *r)
 {
 	static const enum extent_state states[] = {
@@ -140,10 +157,11 @@ static int random_op(struct emap *map, struct model *m, struct rng *r)
 					    : (NBLOCKS - ext.lblk < 48 ?
 					       NBLOCKS - ext.lblk : 48));
 	if (dice < 55) {
+		maybe_whole(map, r, &ext);
 		ext.state = states[rng_below(r, 3)];
 		ext.pblk = allocated(ext.state) ? pick_pblk(m, r, ext.lblk)
 						: PBLK_NULL;
-		err = emap_set(map, &ext);
+		err = dice % 2 ? emap_replace(map, &ext) : emap_set(map, &ext);
 		model_set(m, &ext);
 	} else if (dice < 65) {
 		/* A delalloc reservation: exclusive lookup, insert into it. */
@@ -167,6 +185,7 @@ static int random_op(struct emap *map, struct model *m, struct rng *r)
 							  : EXT_MAPPED;
 		uint64_t i;
 
+		maybe_whole(map, r, &ext);
 		err = emap_convert(map, ext.lblk, ext.len, from, to);
 		for (i = ext.lblk; i < extent_end(&ext); i++)
 			if (m->state[i] == from)
@@ -258,6 +277,43 @@ static void test_bad_extents(void)
 	emap_destroy(&map);
 }
 
+/* A whole extent replaced or converted changes in place, or merges. */
+static void test_replace(void)
+{
+	struct extent a = { 0, 4, 100, EXT_MAPPED };
+	struct extent d = { 4, 2, PBLK_NULL, EXT_DELALLOC };
+	struct extent b = { 10, 1, PBLK_NULL, EXT_DELALLOC };
+	struct extent u = { 10, 1, 500, EXT_UNWRITTEN };
+	struct extent m = { 4, 2, 104, EXT_MAPPED };
+	struct extent part = { 1, 2, 900, EXT_UNWRITTEN };
+	struct extent got;
+	struct emap map;
+
+	emap_init(&map);
+	CU_ASSERT_EQUAL(emap_set(&map, &a), 0);
+	CU_ASSERT_EQUAL(emap_set(&map, &d), 0);
+	CU_ASSERT_EQUAL(emap_set(&map, &b), 0);
+	CU_ASSERT_EQUAL(emap_replace(&map, &u), 0);	/* in place */
+	emap_lookup(&map, 10, &got);
+	CU_ASSERT(got.state == EXT_UNWRITTEN && got.pblk == 500 &&
+		  got.len == 1);
+	CU_ASSERT_EQUAL(emap_convert(&map, 10, 1, EXT_UNWRITTEN, EXT_MAPPED),
+			0);
+	emap_lookup(&map, 10, &got);
+	CU_ASSERT(got.state == EXT_MAPPED && got.pblk == 500);
+	CU_ASSERT_EQUAL(emap_replace(&map, &m), 0);	/* merges with a */
+	emap_lookup(&map, 5, &got);
+	CU_ASSERT(got.lblk == 0 && got.len == 6 && got.pblk == 100);
+	CU_ASSERT_EQUAL(emap_count(&map), 2);
+	CU_ASSERT_EQUAL(emap_replace(&map, &part), 0);	/* not whole: splits */
+	emap_lookup(&map, 2, &got);
+	CU_ASSERT(got.lblk == 1 && got.len == 2 && got.pblk == 900);
+	emap_lookup(&map, 3, &got);
+	CU_ASSERT(got.lblk == 3 && got.len == 3 && got.pblk == 103);
+	CU_ASSERT_EQUAL(emap_count(&map), 4);
+	emap_destroy(&map);
+}
+
 /* The iomap of an extent is in bytes, its address in its AG file. */
 static void test_iomap(void)
 {
@@ -283,6 +339,7 @@ int main(void)
 		{ "bad extents", test_bad_extents },
 		{ "iterate clips", test_iterate_clip },
 		{ "no merge across AGs", test_no_merge_across_ags },
+		{ "replace a whole extent", test_replace },
 		{ "iomap from extent", test_iomap },
 		{ "model", test_model },
 		{ NULL, NULL },

@@ -80,6 +80,15 @@ void emap_lookup_near(const struct emap *map, uint64_t lblk, uint64_t end,
 int emap_set(struct emap *map, const struct extent *ext);
 
 /*
+ * As emap_set(), quicker where [@ext->lblk, + @ext->len) is exactly one
+ * extent of the map, as writeback's allocation of a whole delalloc
+ * extent is: its record changes in place unless the new extent merges
+ * with a neighbour (XFS's conversion of a whole extent in
+ * xfs_bmap_add_extent_unwritten_real()).  One search instead of seven.
+ */
+int emap_replace(struct emap *map, const struct extent *ext);
+
+/*
  * As emap_set() where [@ext->lblk, + @ext->len) is known to be a hole
  * (a delalloc reservation found it so under the map lock): no search for
  * what it would replace.
@@ -91,7 +100,9 @@ int emap_remove(struct emap *map, uint64_t lblk, uint64_t len);
 
 /*
  * Change the extents in state @from within [@lblk, @lblk + @len) to @to,
- * keeping their physical blocks.  Returns 0 or -ENOMEM (as above).
+ * keeping their physical blocks.  A range that is exactly one extent, as
+ * an ioend's usually is, changes in place (as emap_replace()).  Returns 0
+ * or -ENOMEM (as above).
  */
 int emap_convert(struct emap *map, uint64_t lblk, uint64_t len,
 		 enum extent_state from, enum extent_state to);
