@@ -169,28 +169,37 @@ int extent_store_remove(const struct extent_store_ops *ops, void *store,
 }
 
 /*
- * Insert @ext into a hole, merged with the extents just before and just
- * after it if they can merge.
+ * Insert @ext into the hole between @left and @right (EXT_HOLE: none),
+ * merged with them if they can merge.
  */
-static int insert_merged(const struct extent_store_ops *ops, void *store,
-			 const struct extent *ext)
+static int insert_between(const struct extent_store_ops *ops, void *store,
+			  const struct extent *ext, struct extent left,
+			  const struct extent *right)
 {
-	struct extent merged = *ext, left, right;
+	struct extent merged = *ext;
 	int err;
 
-	err = ops->neighbours(store, ext->lblk, &left, &right);
-	if (err)
-		return err;
 	if (left.state != EXT_HOLE && extent_can_merge(&left, &merged)) {
 		left.len += merged.len;
 		merged = left;		/* put() below replaces left */
 	}
-	if (right.state == EXT_HOLE || !extent_can_merge(&merged, &right))
+	if (right->state == EXT_HOLE || !extent_can_merge(&merged, right))
 		return ops->put(store, &merged);
 	/* Put before del: right of the neighbours just found is untouched. */
-	merged.len += right.len;
+	merged.len += right->len;
 	err = ops->put(store, &merged);
-	return err ? err : ops->del(store, right.lblk);
+	return err ? err : ops->del(store, right->lblk);
+}
+
+/* Insert @ext into a hole, merged with its neighbours. */
+static int insert_merged(const struct extent_store_ops *ops, void *store,
+			 const struct extent *ext)
+{
+	struct extent left, right;
+	int err;
+
+	err = ops->neighbours(store, ext->lblk, &left, &right);
+	return err ? err : insert_between(ops, store, ext, left, &right);
 }
 
 static bool extent_ok(const struct extent *ext)
@@ -199,17 +208,33 @@ static bool extent_ok(const struct extent *ext)
 	       ext->state != EXT_HOLE;
 }
 
+/*
+ * Does nothing between @left and @right (found by neighbours() at
+ * @ext->lblk) overlap @ext?
+ */
+static bool between_is_hole(const struct extent *left,
+			    const struct extent *right,
+			    const struct extent *ext)
+{
+	return (left->state == EXT_HOLE || extent_end(left) <= ext->lblk) &&
+	       (right->state == EXT_HOLE || right->lblk >= extent_end(ext));
+}
+
 int extent_store_set(const struct extent_store_ops *ops, void *store,
 		     const struct extent *ext)
 {
+	struct extent left, right;
 	int err;
 
 	if (!extent_ok(ext))
 		return -EINVAL;
-	err = extent_store_remove(ops, store, ext->lblk, ext->len);
-	if (err)
-		return err;
-	return insert_merged(ops, store, ext);
+	/* Mostly a hole (new allocations, loading): one search then. */
+	err = ops->neighbours(store, ext->lblk, &left, &right);
+	if (!err && between_is_hole(&left, &right, ext))
+		return insert_between(ops, store, ext, left, &right);
+	if (!err)
+		err = extent_store_remove(ops, store, ext->lblk, ext->len);
+	return err ? err : insert_merged(ops, store, ext);
 }
 
 int extent_store_insert(const struct extent_store_ops *ops, void *store,

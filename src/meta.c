@@ -547,7 +547,8 @@ static int txn_put(void *store, const struct extent *ext)
 	int rc;
 
 	meta_rec_encode(ext, kbuf, vbuf);
-	rc = mdb_put(t->txn, t->meta->ext_dbi, &key, &val, 0);
+	/* The cursor sits by the key: LMDB then skips the descent. */
+	rc = mdb_cursor_put(t->cur, &key, &val, 0);
 	return rc ? meta_error(t->meta, rc, "write extent") : 0;
 }
 
