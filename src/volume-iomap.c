@@ -228,7 +228,9 @@ static bool wpc_valid(const struct writepage_ctx *wpc, uint64_t pos,
 
 /*
  * The map at @lblk, and the seq it was read at; delalloc is allocated
- * first, under the exclusive lock it needs.  Returns 0 or -EIO, -ENOMEM.
+ * first, under the exclusive lock it needs.  *@ext and *@seq come in as
+ * a lookup made under the shared lock, still good if the map has not
+ * changed since.  Returns 0 or -EIO, -ENOMEM.
  */
 static int map_for_writeback(struct volume *vol, uint64_t lblk,
 			     struct extent *ext, uint64_t *seq)
@@ -236,7 +238,8 @@ static int map_for_writeback(struct volume *vol, uint64_t lblk,
 	int err = 0;
 
 	pthread_rwlock_wrlock(&vol->map_lock);
-	emap_lookup(&vol->map, lblk, ext);
+	if (vol->map.seq != *seq)
+		emap_lookup(&vol->map, lblk, ext);
 	if (ext->state == EXT_DELALLOC) {
 		err = convert_delalloc(vol, ext);
 		emap_lookup(&vol->map, lblk, ext);
