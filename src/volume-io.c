@@ -119,26 +119,55 @@ static void write_failed(struct volume *vol, uint64_t count, uint64_t offset)
 	pthread_rwlock_unlock(&vol->invalidate_lock);
 }
 
+/*
+ * Run @op(@vol, @arg); if it runs out of space, once more after a
+ * writeback pass, whose commit frees the blocks that trims and zeroes
+ * released (busy until their unmap is durable), as XFS forces the log
+ * and retries an allocation that found only busy extents
+ * (xfs_extent_busy_flush()).  @op must be safe to run again after a
+ * partial failure.
+ */
+static int retry_enospc(struct volume *vol,
+			int (*op)(struct volume *vol, void *arg), void *arg)
+{
+	int err = op(vol, arg);
+
+	if (err == -ENOSPC) {
+		volume_writeback(vol);
+		err = op(vol, arg);
+	}
+	return err;
+}
+
+/* A write or a zero, for retry_enospc(). */
+struct request {
+	const void *buf;	/* the data of a write */
+	uint64_t count, offset;
+	unsigned int flags;	/* a zero's VOLUME_MAY_TRIM */
+};
+
+static int write_once(struct volume *vol, void *arg)
+{
+	const struct request *rq = arg;
+	struct io_buf b = { (unsigned char *)rq->buf, rq->offset };
+	int err;
+
+	pthread_rwlock_rdlock(&vol->invalidate_lock);
+	err = iterate(vol, rq->offset, rq->count, IOMAP_WRITE, write_actor,
+		      &b);
+	pthread_rwlock_unlock(&vol->invalidate_lock);
+	return err;
+}
+
 int volume_pwrite(struct volume *vol, const void *buf, uint64_t count,
 		  uint64_t offset, unsigned int flags)
 {
-	struct io_buf b = { (unsigned char *)buf, offset };
+	struct request rq = { buf, count, offset, flags };
 	int err = check_range(vol, count, offset, true);
-	bool retried = false;
 
 	if (err)
 		return err;
-	for (;;) {
-		pthread_rwlock_rdlock(&vol->invalidate_lock);
-		err = iterate(vol, offset, count, IOMAP_WRITE, write_actor,
-			      &b);
-		pthread_rwlock_unlock(&vol->invalidate_lock);
-		if (err != -ENOSPC || retried)
-			break;
-		/* Space comes back once trimmed blocks are free: retry once. */
-		retried = true;
-		volume_writeback(vol);
-	}
+	err = retry_enospc(vol, write_once, &rq);
 	if (err) {
 		write_failed(vol, count, offset);
 		return err;
@@ -305,30 +334,40 @@ int volume_trim(struct volume *vol, uint64_t count, uint64_t offset,
 	return err ? err : commit_queued(vol, flags & VOLUME_FUA);
 }
 
-int volume_zero(struct volume *vol, uint64_t count, uint64_t offset,
-		unsigned int flags)
+/* Zero the whole blocks of @rq, then its partial blocks at each end. */
+static int zero_once(struct volume *vol, void *arg)
 {
+	const struct request *rq = arg;
 	uint64_t first, end, head, tail;
-	int err = check_range(vol, count, offset, true);
+	int err;
 
-	if (err)
-		return err;
-	whole_blocks(vol, count, offset, &first, &end);
+	whole_blocks(vol, rq->count, rq->offset, &first, &end);
 	pthread_rwlock_wrlock(&vol->invalidate_lock);
 	if (first >= end) {
-		err = zero_range(vol, offset, count);
+		err = zero_range(vol, rq->offset, rq->count);
 	} else {
-		head = (first << vol->blkbits) - offset;
-		tail = offset + count - (end << vol->blkbits);
-		err = flags & VOLUME_MAY_TRIM
+		head = (first << vol->blkbits) - rq->offset;
+		tail = rq->offset + rq->count - (end << vol->blkbits);
+		err = rq->flags & VOLUME_MAY_TRIM
 			      ? punch_blocks(vol, first, end - first)
 			      : unwrite_blocks(vol, first, end - first);
 		if (!err)
-			err = zero_range(vol, offset, head);
+			err = zero_range(vol, rq->offset, head);
 		if (!err)
 			err = zero_range(vol, end << vol->blkbits, tail);
 	}
 	pthread_rwlock_unlock(&vol->invalidate_lock);
+	return err;
+}
+
+int volume_zero(struct volume *vol, uint64_t count, uint64_t offset,
+		unsigned int flags)
+{
+	struct request rq = { NULL, count, offset, flags };
+	int err = check_range(vol, count, offset, true);
+
+	if (!err)
+		err = retry_enospc(vol, zero_once, &rq);
 	if (err)
 		return err;
 	return flags & VOLUME_FUA ? volume_writeback_range(vol, offset, count)

@@ -1142,6 +1142,32 @@ static void test_enospc(void)
 	scratch_destroy(&s);
 }
 
+/*
+ * Space a trim frees comes back when the trim is committed.  A zero that
+ * must allocate (no may-trim) into a full volume gets it then, as a
+ * write does, and does not fail with ENOSPC.
+ */
+static void test_enospc_zero(void)
+{
+	static const struct geometry g = { 64 * MiB, 8 * MiB, 4096, 2 };
+	const uint64_t cap = 8 * MiB, zero_at = 32 * MiB;
+	uint64_t big, half;
+	struct scratch s;
+
+	CU_ASSERT_FATAL(scratch_create(&s, &g, NULL));
+	big = fill_volume(&s, cap, 1);
+	CU_ASSERT_EQUAL(volume_flush(s.vol), 0);
+	half = big / 2 / s.bs * s.bs;
+	CU_ASSERT_EQUAL(volume_trim(s.vol, half, 0, 0), 0);
+	CU_ASSERT_EQUAL(volume_zero(s.vol, half, zero_at, 0), 0);
+	CU_ASSERT_EQUAL(volume_flush(s.vol), 0);
+	expect_space(s.vol, cap, 0);
+	CU_ASSERT(pattern_matches(s.vol, 0, half, 0));
+	CU_ASSERT(pattern_matches(s.vol, half, big - half, 1));
+	CU_ASSERT(pattern_matches(s.vol, zero_at, half, 0));
+	scratch_destroy(&s);
+}
+
 /* ---- 5. The page cache's hard limit ---- */
 
 /* RSS says little under sanitizers (shadow memory) and valgrind. */
@@ -1532,6 +1558,7 @@ int main(void)
 		{ "alignment sweep, 512", test_alignment_512 },
 		{ "random mix", test_random_mix },
 		{ "ENOSPC", test_enospc },
+		{ "ENOSPC: zero into trimmed space", test_enospc_zero },
 		{ "cache limit", test_cache_limit },
 		{ "threads", test_threads },
 		{ NULL, NULL },

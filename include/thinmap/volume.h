@@ -141,7 +141,8 @@ int volume_map(struct volume *vol,
  * I/O.  Offsets and counts are bytes, at any alignment; [offset, offset +
  * count) must lie inside the volume (-EINVAL otherwise), count > 0.  Any
  * number of threads may call these at once.  Errors: -EINVAL, -EROFS (a
- * read-only open), -ENOSPC (no space to back a write), -EIO, -ENOMEM.
+ * read-only open), -ENOSPC (no space to back a write or a zero, even
+ * once a writeback pass has freed what trims left busy), -EIO, -ENOMEM.
  */
 #define VOLUME_FUA 0x1		/* the request is durable on return */
 #define VOLUME_MAY_TRIM 0x2	/* zero: punch whole blocks (no NO_HOLE) */
