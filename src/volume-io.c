@@ -162,7 +162,7 @@ static int write_once(struct volume *vol, void *arg)
 int volume_pwrite(struct volume *vol, const void *buf, uint64_t count,
 		  uint64_t offset, unsigned int flags)
 {
-	struct request rq = { buf, count, offset, flags };
+	struct request rq = { .buf = buf, .count = count, .offset = offset };
 	int err = check_range(vol, count, offset, true);
 
 	if (err)
@@ -363,7 +363,8 @@ static int zero_once(struct volume *vol, void *arg)
 int volume_zero(struct volume *vol, uint64_t count, uint64_t offset,
 		unsigned int flags)
 {
-	struct request rq = { NULL, count, offset, flags };
+	struct request rq = { .count = count, .offset = offset,
+			      .flags = flags };
 	int err = check_range(vol, count, offset, true);
 
 	if (!err)
